@@ -1,0 +1,175 @@
+"""Load a problem (a KernelBench-format file), make its inputs, and state its size facts."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROBLEMS_DIR = REPO_ROOT / "problems"
+
+# Input distributions the judge draws from. "given" is the problem's own get_inputs();
+# the others keep shapes and dtypes but change the values, so a kernel that only works on
+# the stated distribution (assumed mean 0, variance 1, bounded range...) fails.
+DISTRIBUTIONS = ("given", "normal", "shifted", "uniform")
+
+
+class ProblemError(ValueError):
+    """A problem file that is missing or not in KernelBench format."""
+
+
+@dataclass
+class Problem:
+    name: str
+    path: Path
+    source: str
+    module: ModuleType = field(repr=False)
+    atol: float = 1e-2
+    rtol: float = 1e-2
+    rel_l2_tol: float = 1e-2
+    flops: int = 0
+    description: str = ""
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()[:16]
+
+    @property
+    def seeds_dir(self) -> Path:
+        return self.path.parent / "seeds"
+
+    def seeds(self) -> list[Path]:
+        return sorted(self.seeds_dir.glob("*.py")) if self.seeds_dir.is_dir() else []
+
+    def init_inputs(self) -> list[Any]:
+        return list(self.module.get_init_inputs())
+
+    def make_model(self, seed: int, device: torch.device | str) -> torch.nn.Module:
+        """The reference model, its parameters drawn under `seed` (KernelBench convention)."""
+        return construct(self.module.Model, self.init_inputs(), seed, device)
+
+
+def construct(cls: type, init_inputs: list[Any], seed: int, device: torch.device | str) -> torch.nn.Module:
+    """Build a model the way the judge builds both Model and ModelNew: same seed, then move."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = cls(*init_inputs)
+    return model.to(device).eval()
+
+
+def resolve_path(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.is_dir():
+        p = p / "reference.py"
+    if p.suffix == ".py" and p.is_file():
+        return p.resolve()
+    named = PROBLEMS_DIR / str(name_or_path) / "reference.py"
+    if named.is_file():
+        return named
+    known = ", ".join(list_problems()) or "none"
+    raise ProblemError(f"no problem {str(name_or_path)!r}: not a file, and not one of problems/ ({known})")
+
+
+def list_problems() -> list[str]:
+    if not PROBLEMS_DIR.is_dir():
+        return []
+    return sorted(p.parent.name for p in PROBLEMS_DIR.glob("*/reference.py"))
+
+
+def load_module(path: Path, module_name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ProblemError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        sys.modules.pop(module_name, None)
+        raise ProblemError(f"{path}: failed to import: {type(e).__name__}: {e}") from e
+    return module
+
+
+def load_problem(name_or_path: str | Path) -> Problem:
+    path = resolve_path(name_or_path)
+    name = path.parent.name if path.name == "reference.py" else path.stem
+    source = path.read_text()
+    module = load_module(path, f"workbench_problem_{name}_{hashlib.sha256(source.encode()).hexdigest()[:8]}")
+    for attr in ("Model", "get_inputs", "get_init_inputs"):
+        if not hasattr(module, attr):
+            raise ProblemError(f"{path}: not KernelBench format, it lacks {attr}")
+    doc = (module.__doc__ or "").strip().splitlines()
+    return Problem(
+        name=name,
+        path=path,
+        source=source,
+        module=module,
+        atol=float(getattr(module, "ATOL", 1e-2)),
+        rtol=float(getattr(module, "RTOL", 1e-2)),
+        rel_l2_tol=float(getattr(module, "REL_L2_TOL", 1e-2)),
+        flops=int(getattr(module, "FLOPS", 0)),
+        description=str(getattr(module, "DESCRIPTION", doc[0] if doc else name)),
+    )
+
+
+def given_inputs(problem: Problem, seed: int, device: torch.device | str) -> list[Any]:
+    """The problem's own get_inputs() drawn under `seed` on the CPU, then moved to `device`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        inputs = list(problem.module.get_inputs())
+    return [x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs]
+
+
+def redraw(template: list[Any], seed: int, distribution: str) -> list[Any]:
+    """Fresh values of the template's float tensors, drawn on their own device.
+
+    Fast enough to run before every timed sample. Non-float tensors and non-tensors are kept.
+    A template that is non-negative stays non-negative (inputs such as variances or
+    probabilities must stay valid).
+    """
+    if distribution not in DISTRIBUTIONS or distribution == "given":
+        raise ValueError(f"redraw takes one of {DISTRIBUTIONS[1:]}, not {distribution!r}")
+    out: list[Any] = []
+    for i, x in enumerate(template):
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
+            out.append(x.clone() if isinstance(x, torch.Tensor) else x)
+            continue
+        gen = torch.Generator(device=x.device)
+        gen.manual_seed((seed * 1_000_003 + i) % (2**63))
+        shape = x.shape
+        if distribution == "normal":
+            v = torch.randn(shape, generator=gen, device=x.device, dtype=torch.float32)
+        elif distribution == "shifted":  # non-zero mean, wider spread
+            v = torch.randn(shape, generator=gen, device=x.device, dtype=torch.float32) * 2.0 + 1.5
+        else:  # uniform on [-2, 2): bounded, flat, no tails
+            v = torch.rand(shape, generator=gen, device=x.device, dtype=torch.float32) * 4.0 - 2.0
+        if x.numel() and bool((x >= 0).all()):
+            v = v.abs()
+        out.append(v.to(x.dtype))
+    return out
+
+
+def make_inputs(problem: Problem, seed: int, distribution: str, device: torch.device | str,
+                template: list[Any] | None = None) -> list[Any]:
+    """Inputs for one trial: identical in any process given the same seed, distribution and device.
+
+    `template` (any earlier draw of the same problem on `device`) saves a CPU draw of
+    get_inputs() for the redrawn distributions; only its shapes, dtypes and signs are used.
+    """
+    if distribution == "given":
+        return given_inputs(problem, seed, device)
+    return redraw(template if template is not None else given_inputs(problem, 0, device), seed, distribution)
+
+
+def tensor_bytes(values: Any) -> int:
+    if isinstance(values, torch.Tensor):
+        return values.numel() * values.element_size()
+    if isinstance(values, (list, tuple)):
+        return sum(tensor_bytes(v) for v in values)
+    return 0

@@ -1,0 +1,181 @@
+"""The timing protocol, shared by candidates and the eager / torch.compile baselines.
+
+Each sample: fresh input values, an L2 flush, a device-wide sync, then device events around
+the one call and a device-wide sync after it; wall time is taken around the same region as a
+cross-check, since work on another stream or thread escapes the events but not the wall
+clock. The median of many samples is the time; the spread is reported with it.
+
+The timer binds the C-level event and sync functions when it is made (before a candidate is
+imported), so a candidate that patches torch.cuda.Event or torch.cuda.synchronize does not
+change what this module calls; the worker separately reports such patching as tampering.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+MIN_SAMPLES = 30
+
+
+@dataclass
+class Stats:
+    median: float
+    mean: float
+    stdev: float
+    min: float
+    max: float
+    p10: float
+    p90: float
+    n: int
+
+    @classmethod
+    def of(cls, xs: list[float]) -> "Stats":
+        s = sorted(xs)
+        q = lambda f: s[min(len(s) - 1, int(f * (len(s) - 1) + 0.5))]  # noqa: E731
+        return cls(statistics.median(s), statistics.fmean(s), statistics.pstdev(s), s[0], s[-1], q(0.1), q(0.9), len(s))
+
+
+class Timer:
+    """Times calls on one device ('cuda:N' or 'cpu') with the protocol above."""
+
+    def __init__(self, device: torch.device | str, flush_bytes: int | None = None):
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self._perf = time.perf_counter
+        if self.cuda:
+            self._event_cls = torch._C._CudaEventBase
+            self._record = torch._C._CudaEventBase.record
+            self._elapsed = torch._C._CudaEventBase.elapsed_time
+            self._sync = torch._C._cuda_synchronize
+            self._stream = torch.cuda.current_stream(self.device)  # the harness never switches streams
+            l2 = torch.cuda.get_device_properties(self.device).L2_cache_size
+            flush_bytes = flush_bytes or max(2 * l2, 64 << 20)
+        else:
+            self._sync = lambda: None
+            flush_bytes = flush_bytes or (64 << 20)  # larger than any CPU's last-level cache here
+        self._flush_buf = torch.empty(flush_bytes // 4, dtype=torch.float32, device=self.device)
+        self._flush_fill = torch.Tensor.fill_
+
+    def flush(self) -> None:
+        self._flush_fill(self._flush_buf, 1.0)
+
+    def sample(self, fn: Callable[..., Any], inputs: list[Any]) -> tuple[float, float, Any]:
+        """One timed call: (event ms or None on CPU, wall ms, output)."""
+        self.flush()
+        self._sync()
+        if self.cuda:
+            start, end = self._event_cls(enable_timing=True), self._event_cls(enable_timing=True)
+            t0 = self._perf()
+            self._record(start, self._stream)
+            out = fn(*inputs)
+            self._record(end, self._stream)
+            self._sync()
+            wall = (self._perf() - t0) * 1e3
+            return self._elapsed(start, end), wall, out
+        t0 = self._perf()
+        out = fn(*inputs)
+        wall = (self._perf() - t0) * 1e3
+        return wall, wall, out
+
+    def run(self, fn: Callable[..., Any], inputs_for: Callable[[int], list[Any]], samples: int = MIN_SAMPLES,
+            warmup: int = 3, on_sample: Callable[[int, Any], None] | None = None,
+            max_seconds: float = 60.0) -> dict[str, Any]:
+        """Warm up, then take `samples` samples (at least MIN_SAMPLES), each on inputs_for(i).
+
+        on_sample(i, out) runs outside the timed region (the judge keeps some outputs to check
+        that timed calls computed real answers). Stops early, never under MIN_SAMPLES, once
+        max_seconds is spent.
+        """
+        samples = max(samples, MIN_SAMPLES)
+        for w in range(warmup):
+            self.sample(fn, inputs_for(-1 - w))
+        overhead = [self.sample(_noop, [])[1] for _ in range(10)]
+        events: list[float] = []
+        walls: list[float] = []
+        t_start = self._perf()
+        for i in range(samples):
+            inputs = inputs_for(i)
+            ev, wall, out = self.sample(fn, inputs)
+            events.append(ev)
+            walls.append(wall)
+            if on_sample is not None:
+                on_sample(i, out)
+            del out
+            if i + 1 >= MIN_SAMPLES and self._perf() - t_start > max_seconds:
+                break
+        ev_stats, wall_stats = Stats.of(events), Stats.of(walls)
+        return {"ms": ev_stats.median, "events": vars(ev_stats), "wall": vars(wall_stats),
+                "wall_overhead_ms": statistics.median(overhead), "samples": len(events),
+                "device": device_name(self.device), "method": "cuda events" if self.cuda else "wall clock"}
+
+
+def _noop() -> None:
+    return None
+
+
+def escaped_work(result: dict[str, Any]) -> str | None:
+    """Why the events and the wall clock disagree, if they do: work escaping the timed stream."""
+    if result.get("method") != "cuda events":
+        return None
+    ev, wall, over = result["events"]["median"], result["wall"]["median"], result["wall_overhead_ms"]
+    if wall - over > 1.5 * ev + 0.05:
+        return (f"timing_mismatch: median event time {ev:.4f} ms but wall time {wall:.4f} ms "
+                f"(sync overhead {over:.4f} ms): work runs outside the timed stream")
+    return None
+
+
+def device_name(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def speedup(reference_ms: float | None, kernel_ms: float | None) -> float | None:
+    if not reference_ms or not kernel_ms:
+        return None
+    return reference_ms / kernel_ms
+
+
+def roofline_ms(bytes_moved: int, flops: int, facts: dict[str, Any], dtype: str) -> float | None:
+    """The floor: max(bytes at the measured copy bandwidth, flops at the measured matmul rate)."""
+    bw = facts.get("copy_gbps")
+    if not bw:
+        return None
+    t_mem = bytes_moved / (bw * 1e9) * 1e3
+    rate = facts.get("matmul_tflops", {}).get(dtype) or facts.get("matmul_tflops", {}).get("torch.float32")
+    t_flop = flops / (rate * 1e12) * 1e3 if (flops and rate) else 0.0
+    return max(t_mem, t_flop)
+
+
+def measure_device(device: torch.device | str) -> dict[str, Any]:
+    """Ceilings measured on this device: copy bandwidth and matmul rates (for the roofline)."""
+    device = torch.device(device)
+    timer = Timer(device)
+    facts: dict[str, Any] = {"device": device_name(device), "matmul_tflops": {}}
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        facts.update(sm_count=p.multi_processor_count, l2_bytes=p.L2_cache_size,
+                     memory_bytes=p.total_memory, capability=f"{p.major}.{p.minor}")
+    n = (1 << 28) if device.type == "cuda" else (1 << 24)  # 1 GiB of fp32 on a GPU
+    src = torch.randn(n, device=device)
+    dst = torch.empty_like(src)
+    r = timer.run(lambda: dst.copy_(src), lambda i: [], samples=MIN_SAMPLES, warmup=2, max_seconds=10)
+    facts["copy_gbps"] = 2 * src.numel() * 4 / (r["ms"] * 1e-3) / 1e9
+    del src, dst
+    size = 8192 if device.type == "cuda" else 512
+    for dtype in ((torch.float32, torch.float16, torch.bfloat16) if device.type == "cuda" else (torch.float32,)):
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        prev = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 ceiling is true fp32
+        r = timer.run(lambda: a @ b, lambda i: [], samples=MIN_SAMPLES, warmup=2, max_seconds=10)
+        torch.backends.cuda.matmul.allow_tf32 = prev
+        facts["matmul_tflops"][str(dtype)] = 2 * size**3 / (r["ms"] * 1e-3) / 1e12
+    return facts
