@@ -25,12 +25,13 @@ from typing import Any
 import torch
 
 from workbench import audit, verify
-from workbench.problem import DISTRIBUTIONS, Problem, load_problem, make_inputs, redraw, tensor_bytes
+from workbench.problem import DISTRIBUTIONS, Problem, load_problem, make_inputs, perturb, redraw, tensor_bytes
 from workbench.timing import escaped_work, roofline_ms, speedup
 
 CHEAT_CODES = {"input_mutated", "output_aliases_input", "not_plain_tensor", "torch_compute", "library_kernel",
                "other_stream", "threads", "tamper", "forbidden_source", "timing_mismatch", "stale_output"}
 WRONG_CODES = {"wrong_shape", "wrong_dtype", "wrong_device", "nonfinite", "mismatch", "rel_error"}
+PROBE_BLOCKS = ((0.25, 0.5), (0.5, 0.75))
 ERROR_STATUS = {"build_error": "build_error", "crash": "crash", "timeout": "timeout", "oom": "crash",
                 "error": "error", "no_modelnew": "error"}
 
@@ -232,10 +233,11 @@ class Reference:
             out = self.model(*inputs)
         return list(out) if isinstance(out, (tuple, list)) else [out]
 
-    def inputs(self, seed: int, distribution: str) -> list[Any]:
-        if distribution == "given":
-            return make_inputs(self.problem, seed, "given", self.device)
-        return redraw(self.template, seed, distribution)
+    def inputs(self, seed: int, distribution: str, block: tuple[float, float] | None = None) -> list[Any]:
+        inputs = make_inputs(self.problem, seed, distribution, self.device, self.template)
+        if block:
+            perturb(inputs, seed, *block)
+        return inputs
 
     def judge(self, metas: list[dict[str, Any]], inputs: list[Any]) -> tuple[list[str], list[dict[str, Any]]]:
         refs = self.outputs(inputs)
@@ -330,10 +332,14 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
     verdict.tolerance = {"atol": ref.tol.atol, "rtol": ref.tol.rtol, "rel_l2": ref.tol.rel_l2}
     if ref.tol.tightened:
         verdict.reasons.extend(f"trivial_check_tightened: {t}" for t in ref.tol.tightened)
-    for i in range(max(1, trials)):
-        seed, dist = secrets.randbits(62), DISTRIBUTIONS[i % len(DISTRIBUTIONS)]
+    # Fresh trials over every distribution, then probes that change a block of the same inputs
+    # in place between two calls (the edges stay): caches keyed on pointers or a few elements.
+    plan = [(DISTRIBUTIONS[i % len(DISTRIBUTIONS)], None) for i in range(max(1, trials))]
+    plan += [("normal", PROBE_BLOCKS[0]), ("normal", PROBE_BLOCKS[1])] if trials > 1 else []
+    for i, (dist, block) in enumerate(plan):
+        seed = secrets.randbits(62)
         resp = worker.request({"op": "trial", "seed": seed, "distribution": dist, "audit": i == 0,
-                               "poison_bytes": ref.out_bytes}, timeout_s=timeout_s)
+                               "perturb": block, "poison_bytes": ref.out_bytes}, timeout_s=timeout_s)
         metas = resp.get("outputs", [])
         try:
             if _error(verdict, resp):
@@ -343,8 +349,10 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
                 codes.append(f"input_mutated: forward changed input(s) {resp['input_mutated']}")
             if resp.get("aliases"):
                 codes.append(f"output_aliases_input: (output, input) pairs sharing memory {resp['aliases']}")
-            cmp_codes, details = ref.judge(metas, ref.inputs(seed, dist))
-            verdict.trials.append({"distribution": dist, "codes": codes + cmp_codes, "comparisons": details})
+            cmp_codes, details = ref.judge(metas, ref.inputs(seed, dist, block))
+            if block and cmp_codes:
+                cmp_codes.insert(0, "stale_output: after part of the same inputs changed in place, the output did not follow")
+            verdict.trials.append({"distribution": dist, "probe": block, "codes": codes + cmp_codes, "comparisons": details})
             verdict.add(codes + cmp_codes)
         finally:
             _cleanup(metas)

@@ -167,6 +167,26 @@ def make_inputs(problem: Problem, seed: int, distribution: str, device: torch.de
     return redraw(template if template is not None else given_inputs(problem, 0, device), seed, distribution)
 
 
+def perturb(inputs: list[Any], seed: int, lo: float, hi: float) -> None:
+    """Redraw, in place, the flat range [lo, hi) of every float input; the rest stays as it was.
+
+    The judge calls a candidate, perturbs the same tensors and calls again: a cache keyed on
+    the pointer, or on a few elements outside the block, then returns a stale answer.
+    """
+    for i, x in enumerate(inputs):
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() > 1:
+            flat = x.view(-1) if x.is_contiguous() else None
+            if flat is None:
+                continue
+            a, b = int(flat.numel() * lo), max(int(flat.numel() * lo) + 1, int(flat.numel() * hi))
+            gen = torch.Generator(device=x.device)
+            gen.manual_seed((seed * 7_919 + i) % (2**63))
+            fresh = torch.randn(b - a, generator=gen, device=x.device, dtype=torch.float32)
+            if bool((flat >= 0).all()):
+                fresh = fresh.abs()
+            flat[a:b] = fresh.to(x.dtype)
+
+
 def tensor_bytes(values: Any) -> int:
     if isinstance(values, torch.Tensor):
         return values.numel() * values.element_size()

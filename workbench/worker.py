@@ -167,6 +167,11 @@ class Worker:
 
         torch = self.torch
         inputs = make_inputs(self.problem, int(req["seed"]), req["distribution"], self.device, self.template)
+        if req.get("perturb"):  # call once, change part of the same tensors in place; the second call is judged
+            from workbench.problem import perturb
+
+            self._call(inputs)
+            perturb(inputs, int(req["seed"]), *req["perturb"])
         kept = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
         self._poison(list(req.get("poison_bytes", [])))
         facts: dict[str, Any] = {}

@@ -1,0 +1,45 @@
+"""Conv2d (3 -> 96, k11 s4 p2) then ReLU then MaxPool2d(3, stride 2), on (100, 3, 224, 224).
+
+AlexNet's first block. Conv output (100, 96, 55, 55), pooled output (100, 96, 27, 27). The
+conv has a bias, as nn.Conv2d does by default.
+"""
+import torch
+import torch.nn as nn
+
+BATCH = 100
+IN_CHANNELS = 3
+OUT_CHANNELS = 96
+KERNEL_SIZE = 11
+STRIDE = 4
+PADDING = 2
+POOL_KERNEL_SIZE = 3
+POOL_STRIDE = 2
+HEIGHT = 224
+WIDTH = 224
+H_OUT = (HEIGHT + 2 * PADDING - KERNEL_SIZE) // STRIDE + 1  # 55
+W_OUT = (WIDTH + 2 * PADDING - KERNEL_SIZE) // STRIDE + 1  # 55
+
+DESCRIPTION = "Conv2d 3->96 k11 s4 p2 + ReLU + MaxPool2d(3, 2), x (100, 3, 224, 224) fp32"
+# The convolution dominates; ReLU and the pool are a few ops per element and not counted.
+FLOPS = 2 * OUT_CHANNELS * H_OUT * W_OUT * IN_CHANNELS * KERNEL_SIZE * KERNEL_SIZE * BATCH
+
+
+class Model(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int,
+                 pool_kernel_size: int, pool_stride: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride, padding=padding)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(kernel_size=pool_kernel_size, stride=pool_stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.relu(self.conv(x)))
+
+
+def get_inputs():
+    x = torch.randn(BATCH, IN_CHANNELS, HEIGHT, WIDTH)
+    return [x]
+
+
+def get_init_inputs():
+    return [IN_CHANNELS, OUT_CHANNELS, KERNEL_SIZE, STRIDE, PADDING, POOL_KERNEL_SIZE, POOL_STRIDE]

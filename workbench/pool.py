@@ -1,0 +1,99 @@
+"""Runs many evaluations: builds in parallel on the CPU cores, judging on every local device.
+
+Each candidate is first built by `workbench.prebuild` in its own process (many at once), then
+judged on the first free device. Judging is one candidate per device at a time, so timings
+never share a GPU. (More than one machine would add a Ray backend here; one machine is what
+the project has today.)
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from workbench import audit, build
+from workbench.judge import Verdict, evaluate
+from workbench.problem import Problem
+
+
+def prebuild(path: Path, timeout_s: float) -> dict[str, Any]:
+    """Build one candidate's extensions in a throwaway process; never raises."""
+    if audit.scan_source(path.read_text()):
+        return {"skipped": "rejected by the static scan; the judge will say why"}
+    try:
+        p = subprocess.run([sys.executable, "-m", "workbench.prebuild", str(path)], capture_output=True,
+                           timeout=timeout_s, start_new_session=True)
+        line = p.stdout.decode(errors="replace").strip().splitlines()
+        return json.loads(line[-1]) if line else {"error": "error", "detail": p.stderr.decode()[-2000:]}
+    except subprocess.TimeoutExpired:
+        return {"error": "timeout"}
+    except (json.JSONDecodeError, OSError) as e:
+        return {"error": "error", "detail": str(e)}
+
+
+class EvalPool:
+    def __init__(self, target: str, devices: list[int] | None = None, build_workers: int | None = None,
+                 build_timeout_s: float = 600.0, **eval_kwargs: Any):
+        self.target = target
+        if target == "cuda":
+            build.target_arch()  # set TORCH_CUDA_ARCH_LIST once, before builders start
+            devices = devices if devices is not None else list(range(torch.cuda.device_count()))
+        self.devices = devices or [0]
+        cores = os.cpu_count() or 2
+        self.build_workers = build_workers or max(1, cores - len(self.devices) - 1)
+        self.build_timeout_s = build_timeout_s
+        self.eval_kwargs = eval_kwargs
+
+    def evaluate_many(self, problem: Problem, paths: list[Path],
+                      on_done: Callable[[Path, Verdict], None] | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> dict[Path, Verdict]:
+        """Judge every path; calls on_done(path, verdict) as each finishes (from pool threads)."""
+        ready: queue.Queue[Path | None] = queue.Queue()
+        results: dict[Path, Verdict] = {}
+        lock = threading.Lock()
+
+        def built(f: Future[dict[str, Any]], path: Path) -> None:
+            ready.put(path)
+
+        with ThreadPoolExecutor(self.build_workers) as builders:
+            for path in paths:
+                builders.submit(prebuild, path, self.build_timeout_s).add_done_callback(lambda f, p=path: built(f, p))
+
+            def device_loop(index: int) -> None:
+                while True:
+                    with lock:
+                        if len(results) + pending[0] >= len(paths):
+                            return
+                        pending[0] += 1
+                    path = ready.get()
+                    try:
+                        if should_stop is not None and should_stop():
+                            v = Verdict(problem.name, str(path), self.target, status="error",
+                                        reasons=["error: search stopped before this candidate was judged"])
+                        else:
+                            v = evaluate(problem, path, target=self.target, device_index=index,
+                                         build_timeout_s=self.build_timeout_s, **self.eval_kwargs)
+                    except Exception as e:  # the judge itself failed: record it, keep going
+                        v = Verdict(problem.name, str(path), self.target, status="error",
+                                    reasons=[f"error: judge failed: {type(e).__name__}: {e}"])
+                    with lock:
+                        results[path] = v
+                        pending[0] -= 1
+                    if on_done is not None:
+                        on_done(path, v)
+
+            pending = [0]
+            threads = [threading.Thread(target=device_loop, args=(i,), daemon=True) for i in self.devices]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        return results

@@ -1,0 +1,386 @@
+"""The common protocol of model clients: one reply (`Completion`), the `ModelClient` protocol,
+retries with backoff, a response cache on disk, and `make_client` to build one from a spec.
+
+Only `openai.py` and `gemini.py` import an SDK, and only when a client of theirs is made, so
+`import workbench` needs neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+# List prices in USD per million tokens (input, output), as published by OpenAI and Google in
+# 2025. Reasoning ("thinking") tokens are billed as output. Gemini 2.5 Pro costs more above
+# 200k prompt tokens; our prompts stay far below that, so the lower tier is used. Models not
+# listed cost 0.0 (local or OpenAI-compatible servers, or a model newer than this table).
+PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
+    "gpt-5": (1.25, 10.00),
+    "gpt-5-mini": (0.25, 2.00),
+    "gpt-5-nano": (0.05, 0.40),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "o1": (15.00, 60.00),
+    "o3": (2.00, 8.00),
+    "o3-mini": (1.10, 4.40),
+    "o4-mini": (1.10, 4.40),
+    "gemini-2.5-pro": (1.25, 10.00),
+    "gemini-2.5-flash": (0.30, 2.50),
+    "gemini-2.5-flash-lite": (0.10, 0.40),
+    "gemini-2.0-flash": (0.10, 0.40),
+}
+
+
+def price_per_mtok(model: str) -> tuple[float, float] | None:
+    """The (input, output) price of `model`: an exact match, else the longest listed name that
+    `model` extends with a dash (dated snapshots such as "gpt-5-2025-08-07"), else None."""
+    if model in PRICES_PER_MTOK:
+        return PRICES_PER_MTOK[model]
+    matches = [name for name in PRICES_PER_MTOK if model.startswith(name + "-")]
+    return PRICES_PER_MTOK[max(matches, key=len)] if matches else None
+
+
+def cost_usd(model: str, input_tokens: int, output_tokens: int) -> float:
+    """What a call cost at list price; 0.0 for models not in `PRICES_PER_MTOK`."""
+    price = price_per_mtok(model)
+    if price is None:
+        return 0.0
+    return (input_tokens * price[0] + output_tokens * price[1]) / 1e6
+
+
+@dataclass
+class Completion:
+    """One model reply. `output_tokens` counts every billed output token, reasoning included;
+    `reasoning_tokens` is the part of it spent thinking (0 if the API does not say)."""
+
+    text: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0  # wall time of the call, retries and pauses included
+    cached: bool = False  # served from the response cache, no network
+    finish_reason: str | None = None
+    attempts: int = 1  # network attempts this call made (0 when cached)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Completion:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class ModelError(RuntimeError):
+    """A model call that failed for good: a non-retryable error, or retries used up."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        attempts: int = 0,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+        self.retryable = retryable  # whether the last failure was of a retryable kind
+
+
+@runtime_checkable
+class ModelClient(Protocol):
+    name: str  # "openai:gpt-5", "gemini:gemini-2.5-pro"
+
+    def complete(
+        self,
+        messages: list[dict],
+        *,
+        temperature: float | None = None,
+        max_output_tokens: int | None = None,
+    ) -> Completion: ...
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How one failed attempt is handled: retried or not, and what it was."""
+
+    retryable: bool
+    reason: str
+    status: int | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass
+class RawReply:
+    """What a client's one network call returns, before cost and timing are added."""
+
+    text: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int = 0
+    finish_reason: str | None = None
+
+
+class MalformedReply(Exception):
+    """The server answered 200 but not with a usable reply (no choices, no candidates)."""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number; HTTP dates are rare from these APIs)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
+RETRY_AFTER_CEILING_S = 120.0
+
+
+def is_retryable_status(status: int | None) -> bool:
+    return status is not None and (status in RETRYABLE_STATUS or status >= 500)
+
+
+class ResponseCache:
+    """Completions stored as JSON files named by the sha256 of the whole request, so a run can
+    be replayed without the network. Unreadable entries count as misses."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    @staticmethod
+    def key(request: dict[str, Any]) -> str:
+        canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    def get(self, key: str) -> Completion | None:
+        try:
+            data = json.loads(self.path(key).read_text(encoding="utf-8"))
+            return Completion.from_dict(data["completion"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, key: str, request: dict[str, Any], completion: Completion) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        payload = {"request": request, "completion": completion.to_dict()}
+        # Write to a temporary file in the same directory, then rename: readers (and a run
+        # killed mid-write) never see a half-written entry.
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{key[:16]}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(payload, f, ensure_ascii=False, indent=1)
+            os.replace(tmp, self.path(key))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def check_messages(messages: list[dict]) -> list[dict[str, str]]:
+    """Messages as plain {"role", "content"} dicts; a clear error for anything else."""
+    clean: list[dict[str, str]] = []
+    for i, m in enumerate(messages):
+        role, content = (m.get("role"), m.get("content")) if isinstance(m, dict) else (None, None)
+        if role not in ("system", "user", "assistant") or not isinstance(content, str):
+            raise ValueError(f"message {i}: need role system|user|assistant and str content")
+        clean.append({"role": role, "content": content})
+    if not any(m["role"] != "system" for m in clean):
+        raise ValueError("messages need at least one user or assistant message")
+    return clean
+
+
+class RetryingClient(ABC):
+    """The shared call path: cache lookup, attempts with backoff, cost, cache store.
+    Subclasses supply one network call (`_send`) and how to judge its exceptions (`_classify`).
+    SDK retries are switched off in subclasses, so every attempt is made and counted here."""
+
+    kind: ClassVar[str]
+    default_base_url: ClassVar[str]
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        cache_dir: str | Path | None = None,
+        timeout_s: float = 300,
+        max_attempts: int = 5,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.model = model
+        self.name = f"{self.kind}:{model}"
+        self.base_url = base_url
+        self.api_key = api_key
+        self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self.total_attempts = 0  # network attempts over this client's life, retries included
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, base_url={self.base_url!r})"
+
+    def request(
+        self, messages: list[dict], temperature: float | None, max_output_tokens: int | None
+    ) -> dict[str, Any]:
+        """Everything that determines a reply; its hash is the cache key. No API key."""
+        return {
+            "kind": self.kind,
+            "model": self.model,
+            "base_url": self.base_url or self.default_base_url,
+            "messages": check_messages(messages),
+            "temperature": temperature,
+            "max_output_tokens": max_output_tokens,
+        }
+
+    def complete(
+        self,
+        messages: list[dict],
+        *,
+        temperature: float | None = None,
+        max_output_tokens: int | None = None,
+    ) -> Completion:
+        request = self.request(messages, temperature, max_output_tokens)
+        key = ResponseCache.key(request)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return replace(hit, cached=True, attempts=0)
+
+        started = time.monotonic()
+        reply, attempts = self._attempt(request["messages"], temperature, max_output_tokens)
+        completion = Completion(
+            text=reply.text,
+            model=reply.model or self.model,
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            reasoning_tokens=reply.reasoning_tokens,
+            # Price by the name we asked for: servers answer with dated snapshot names.
+            cost_usd=cost_usd(self.model, reply.input_tokens, reply.output_tokens),
+            seconds=time.monotonic() - started,
+            cached=False,
+            finish_reason=reply.finish_reason,
+            attempts=attempts,
+        )
+        if self.cache is not None:
+            self.cache.put(key, request, completion)
+        return completion
+
+    def _attempt(
+        self, messages: list[dict[str, str]], temperature: float | None, max_output_tokens: int | None
+    ) -> tuple[RawReply, int]:
+        for attempt in range(1, self.max_attempts + 1):
+            with self._lock:
+                self.total_attempts += 1
+            try:
+                return self._send(messages, temperature, max_output_tokens), attempt
+            except Exception as exc:  # judged below; unknown kinds become non-retryable
+                failure = self._classify(exc)
+                if failure is None:
+                    failure = Failure(False, f"{type(exc).__name__}: {exc}")
+                last_try = attempt == self.max_attempts
+                if not failure.retryable or last_try:
+                    why = "gave up after" if failure.retryable else "not retryable, after"
+                    raise ModelError(
+                        f"{self.name}: {failure.reason} ({why} {attempt} attempt(s))",
+                        status=failure.status,
+                        attempts=attempt,
+                        retryable=failure.retryable,
+                    ) from exc
+                self._sleep(self._backoff(attempt, failure.retry_after_s))
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int, retry_after_s: float | None) -> float:
+        """Exponential backoff with jitter (half fixed, half random, so concurrent callers
+        spread out), capped at `max_backoff_s`. A server's Retry-After is honoured even above
+        that cap, up to `RETRY_AFTER_CEILING_S`, so a bogus header cannot stall a run."""
+        delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+        delay = delay * (0.5 + 0.5 * random.random())
+        if retry_after_s is not None:
+            delay = max(delay, min(retry_after_s, RETRY_AFTER_CEILING_S))
+        return delay
+
+    @abstractmethod
+    def _send(
+        self, messages: list[dict[str, str]], temperature: float | None, max_output_tokens: int | None
+    ) -> RawReply:
+        """One network call, no retries."""
+
+    @abstractmethod
+    def _classify(self, exc: Exception) -> Failure | None:
+        """How to handle an exception from `_send`; None for kinds the client does not know."""
+
+
+def make_client(
+    spec: str,
+    *,
+    base_url: str | None = None,
+    cache_dir: str | Path | None = None,
+    timeout_s: float = 300,
+    max_attempts: int = 5,
+    api_key: str | None = None,
+    backoff_s: float = 1.0,
+    max_backoff_s: float = 60.0,
+) -> ModelClient:
+    """A client from "openai:<model>" or "gemini:<model>".
+
+    `base_url`: another server speaking the same API (None: the vendor's). `cache_dir`: where
+    replies are cached (None: no cache). `timeout_s`: the limit of each attempt. `max_attempts`:
+    attempts per call, retries included; `backoff_s` / `max_backoff_s`: the first and the
+    largest pause between them. Keys come from the environment (OPENAI_API_KEY; GEMINI_API_KEY
+    or GOOGLE_API_KEY) unless `api_key` is given, and are needed only on a cache miss."""
+    kind, sep, model = spec.partition(":")
+    kind = kind.strip().lower()
+    model = model.strip()
+    if kind == "tuner":
+        raise ValueError("'tuner' is the offline proposer, not a model client")
+    if not sep or not model:
+        raise ValueError(f"model spec {spec!r}: expected 'openai:<model>' or 'gemini:<model>'")
+    options: dict[str, Any] = dict(
+        base_url=base_url,
+        api_key=api_key,
+        cache_dir=cache_dir,
+        timeout_s=timeout_s,
+        max_attempts=max_attempts,
+        backoff_s=backoff_s,
+        max_backoff_s=max_backoff_s,
+    )
+    if kind == "openai":
+        from .openai import OpenAIClient
+
+        return OpenAIClient(model, **options)
+    if kind == "gemini":
+        from .gemini import GeminiClient
+
+        return GeminiClient(model, **options)
+    raise ValueError(f"model spec {spec!r}: unknown client kind {kind!r} (openai, gemini)")

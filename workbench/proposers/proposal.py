@@ -1,0 +1,44 @@
+"""What every proposer (the offline tuner, or a language model) takes and gives to the search."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from workbench.problem import Problem
+
+
+@dataclass
+class Idea:
+    text: str
+    model: str
+    data: dict[str, Any] = field(default_factory=dict)  # proposer-private (the tuner's assignment)
+    usage: dict[str, Any] = field(default_factory=dict)  # tokens and cost of the call that made it
+
+
+@dataclass
+class Implementation:
+    source: str | None
+    model: str
+    usage: dict[str, Any] = field(default_factory=dict)
+    error: str = ""  # why there is no source (a reply without code, no untried variant...)
+
+
+@dataclass
+class Context:
+    """What a proposer is conditioned on: the problem, the device, the best kernels, all outcomes."""
+    problem: Problem
+    facts: dict[str, Any]
+    round: int
+    best: list[dict[str, Any]]  # {"id", "source", "ms", "speedup_eager", "speedup_compile"}
+    history: list[dict[str, Any]]  # {"round", "idea", "outcome", "speedup"}
+    tried: set[str]  # hashes of every source evaluated so far
+
+
+class Proposer(Protocol):
+    name: str
+
+    def ideas(self, ctx: Context, k: int) -> list[Idea]: ...
+
+    def implement(self, ctx: Context, idea: Idea, seed: dict[str, Any] | None, index: int) -> Implementation: ...
+
+    def repair(self, ctx: Context, source: str, failure: str, report: str) -> Implementation: ...
