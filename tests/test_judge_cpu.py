@@ -47,16 +47,11 @@ def test_honest_candidate_is_correct(cand: Candidate):
     assert v.timing is not None and v.timing["ms"] > 0
 
 
-def test_softmax_small_check_is_tightened():
-    """All zeros pass softmax_small's absolute 1e-2 check: the judge must notice and say so."""
-    v = judge(BY_NAME["softmax_small"])
-    assert v.correct, v.reasons
-    assert "trivial_check_tightened" in v.codes, v.reasons
-
-
 @pytest.mark.parametrize("cand", CHEATS, ids=lambda c: c.name)
 def test_cheat_is_caught(cand: Candidate):
-    v = judge(cand)
+    # Unless the static scan is what the cheat expects, the runtime checks alone must catch it:
+    # a scan of the source is easy to evade, so it may not be the only line of defence.
+    v = judge(cand, static_scan="forbidden_source" in cand.expect)
     assert v.status != "correct" and not v.correct, f"{cand.name} judged correct: {cand.what}"
     assert v.codes & cand.expect, f"expected one of {sorted(cand.expect)}, got {sorted(v.codes)}: {v.reasons}"
 

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.slow,
 
 CANDIDATES = catalog("cuda")
 BY_NAME = {c.name: c for c in CANDIDATES}
-DISRUPTIVE = {"illegal_address": 180.0, "hang_kernel": 120.0}  # name -> timeout_s
+DISRUPTIVE = {"illegal_address": 60.0, "hang_kernel": 20.0}  # name -> timeout_s
 HONEST = [c for c in CANDIDATES if c.honest]
 CHEATS = [c for c in CANDIDATES if not c.honest and c.name not in DISRUPTIVE]
 
@@ -37,7 +37,9 @@ def test_honest_candidate_is_correct(cand: Candidate):
 
 @pytest.mark.parametrize("cand", CHEATS, ids=lambda c: c.name)
 def test_cheat_is_caught(cand: Candidate):
-    v = judge(cand)
+    # Unless the static scan is what the cheat expects, the runtime checks alone must catch it:
+    # a scan of the source is easy to evade, so it may not be the only line of defence.
+    v = judge(cand, static_scan="forbidden_source" in cand.expect)
     assert v.status != "correct" and not v.correct, f"{cand.name} judged correct: {cand.what}"
     assert v.codes & cand.expect, f"expected one of {sorted(cand.expect)}, got {sorted(v.codes)}: {v.reasons}"
 

@@ -73,9 +73,11 @@ def search_params(a: argparse.Namespace, problem: str) -> Any:
 def cmd_search(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from workbench.problem import load_problem
     from workbench.search import Search
 
     params = search_params(a, a.problem)
+    load_problem(params.problem)  # a bad path fails here, before the progress bar draws
     total = params.rounds * params.ideas * params.impls
     bar = tqdm(total=total, desc=f"search {params.problem}", unit="cand")
 
@@ -146,13 +148,19 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if getattr(a, "model", "x") is None:
         a.model = ["tuner"]
-    if a.cmd == "eval":
-        return cmd_eval(a)
-    if a.cmd == "search":
-        return cmd_search(a)
-    from workbench import batch
+    from workbench.problem import ProblemError
 
-    return batch.main(a)
+    try:
+        if a.cmd == "eval":
+            return cmd_eval(a)
+        if a.cmd == "search":
+            return cmd_search(a)
+        from workbench import batch
+
+        return batch.main(a)
+    except (ProblemError, FileNotFoundError) as e:  # a bad path is the user's error, not a crash
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

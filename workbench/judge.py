@@ -263,8 +263,12 @@ class Reference:
 def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, target: str = "cuda", trials: int = 4,
              timing: bool = True, compile_baseline: bool = False, baseline: dict[str, Any] | None = None,
              timeout_s: float = 120.0, build_timeout_s: float = 600.0, samples: int = 30,
-             device_index: int = 0, facts: dict[str, Any] | None = None) -> Verdict:
-    """Judge one candidate file. Never raises for anything the candidate does."""
+             device_index: int = 0, facts: dict[str, Any] | None = None, static_scan: bool = True) -> Verdict:
+    """Judge one candidate file. Never raises for anything the candidate does.
+
+    static_scan=False skips the source scan so tests can prove the runtime checks alone
+    catch a cheat; the search always scans.
+    """
     t0 = time.perf_counter()
     problem = problem if isinstance(problem, Problem) else load_problem(problem)
     candidate_path = Path(candidate_path)
@@ -275,7 +279,7 @@ def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, targe
         verdict.status = "error"
         verdict.reasons.append(f"error: cannot read candidate: {e}")
         return verdict
-    scan = audit.scan_source(source)
+    scan = audit.scan_source(source) if static_scan else []
     if scan:
         verdict.add(scan)
         verdict.seconds = time.perf_counter() - t0

@@ -162,13 +162,19 @@ class Search:
         self.store.save_source(cid, source)
         self.emit("candidate", f"cand-{cid}", candidate=cid, hash=h, duplicate_of=dup, **data)
 
-    def judge_pending(self, pool: EvalPool, baseline: dict[str, Any], facts: dict[str, Any]) -> None:
+    def copy_duplicate_verdicts(self) -> None:
         done = self.verdicts()
-        pending = [c for c in self.candidates() if not c.get("failed") and c["candidate"] not in done]
-        for c in [c for c in pending if c.get("duplicate_of") in done]:  # same source: same verdict, no rerun
-            self.emit("verdict", f"verdict-{c['candidate']}", candidate=c["candidate"],
-                      **{k: v for k, v in done[c["duplicate_of"]].items() if k not in ("id", "type", "time", "candidate")})
-        pending = [c for c in pending if c.get("duplicate_of") not in done]
+        for c in self.candidates():  # same source: same verdict, no rerun
+            if not c.get("failed") and c["candidate"] not in done and c.get("duplicate_of") in done:
+                self.emit("verdict", f"verdict-{c['candidate']}", candidate=c["candidate"],
+                          **{k: v for k, v in done[c["duplicate_of"]].items() if k not in ("id", "type", "time", "candidate")})
+
+    def judge_pending(self, pool: EvalPool, baseline: dict[str, Any], facts: dict[str, Any]) -> None:
+        self.copy_duplicate_verdicts()
+        done = self.verdicts()
+        # A duplicate waits for its original's verdict, even when both are new in this batch.
+        pending = [c for c in self.candidates() if not c.get("failed") and c["candidate"] not in done
+                   and not c.get("duplicate_of")]
         paths = {self.store.candidate_path(c["candidate"]): c["candidate"] for c in pending}
         if not paths:
             return
@@ -178,6 +184,7 @@ class Search:
             self.emit("verdict", f"verdict-{paths[path]}", candidate=paths[path], **verdict_record(v))
 
         pool.evaluate_many(self.problem, list(paths), on_done=record, should_stop=self.should_stop)
+        self.copy_duplicate_verdicts()
 
     def run_round(self, r: int, pool: EvalPool, baseline: dict[str, Any], facts: dict[str, Any]) -> None:
         ctx = self.context(r)

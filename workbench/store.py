@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,7 +25,10 @@ RUNS_DIR = Path(os.environ.get("WORKBENCH_RUNS", REPO_ROOT / "outputs" / "runs")
 
 
 def new_run_id(problem: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{problem}-{os.getpid() % 10000:04d}"
+    p = Path(problem)  # a problem given as a path names the run by the problem, never by the path
+    name = p.parent.name if p.name == "reference.py" else (p.stem if p.suffix == ".py" else p.name)
+    name = re.sub(r"[^\w.-]", "_", name).strip(".") or "run"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{os.getpid() % 10000:04d}"
 
 
 class RunStore:

@@ -1,4 +1,4 @@
-"""CHEAT wrong_dtype on relu_small: correct relu values from a C++ kernel, returned as float64 (passes allclose, which promotes dtypes). expect: wrong_dtype"""
+"""CHEAT wrong_dtype on relu_small: correct relu values from a C++ kernel, returned as float64 (passes a check written as (out - ref).abs() <= tol, which promotes silently). expect: wrong_dtype"""
 import torch.nn as nn
 from torch.utils.cpp_extension import load_inline
 

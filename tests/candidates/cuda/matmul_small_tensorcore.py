@@ -15,8 +15,8 @@ using namespace nvcuda;
 
 __global__ void wmma_gemm(const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ C,
                           int M, int N, int K) {
-    __shared__ __half As[16 * 16];
-    __shared__ __half Bs[16 * 16];
+    __shared__ __align__(32) __half As[16 * 16];  // wmma loads need 256-bit alignment
+    __shared__ __align__(32) __half Bs[16 * 16];
     const int tile_row = blockIdx.y * 16, tile_col = blockIdx.x * 16, lane = threadIdx.x;
     wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a_frag;
     wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> b_frag;

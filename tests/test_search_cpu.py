@@ -1,0 +1,197 @@
+"""The round loop on the CPU, with the offline tuner and tests/problems/scale_rows.
+
+The fast tests drive the search's bookkeeping with a fake pool (no builds). The slow test runs
+a whole 2-round search; with the build cache warm it takes about a minute, cold a few
+(each distinct kernel source is one ~20 s C++ build on a 2-core box).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench.judge import Verdict
+from workbench.proposers.tuner import source_hash
+from workbench.search import Search, SearchParams, run_search
+
+PROBLEM = str(Path(__file__).resolve().parent / "problems" / "scale_rows")
+
+
+def search_params(**kw: Any) -> SearchParams:
+    base = dict(problem=PROBLEM, models=["tuner"], rounds=2, ideas=2, impls=1, seeds=1, target="cpu",
+                compile_baseline=False, trials=2, samples=30)
+    return SearchParams(**{**base, **kw})
+
+
+def log_lines(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(ln) for ln in (run_dir / "events.jsonl").read_text().splitlines()]
+
+
+class FakePool:
+    """Stands in for EvalPool: records what it was asked to judge, answers 'correct', each one faster."""
+
+    def __init__(self) -> None:
+        self.eval_kwargs: dict[str, Any] = {}
+        self.judged: list[Path] = []
+
+    def evaluate_many(self, problem, paths, on_done=None, should_stop=None):
+        out = {}
+        for i, path in enumerate(paths):
+            self.judged.append(Path(path))
+            v = Verdict(problem.name, str(path), "cpu", timing={"ms": 100.0 - len(self.judged)})
+            out[path] = v
+            if on_done:
+                on_done(path, v)
+        return out
+
+
+def test_duplicate_sources_in_one_batch_are_judged_once(tmp_path: Path):
+    s = Search(search_params(), run_id="dup", runs_dir=tmp_path)
+    src = Path(PROBLEM, "seeds", "loop.py").read_text()
+    other = Path(PROBLEM, "seeds", "blocked.py").read_text()
+    for cid, source in (("r1-i0-m0", src), ("r1-i1-m0", src), ("r1-i2-m0", other)):
+        s.add_candidate(cid, source, round=1, idea=None, model="tuner", parent=None)
+    assert s.store.get("cand-r1-i1-m0")["duplicate_of"] == "r1-i0-m0"
+    pool = FakePool()
+    s.judge_pending(pool, {}, {})
+    assert sorted(p.stem for p in pool.judged) == ["r1-i0-m0", "r1-i2-m0"]  # one evaluation per source
+    v = s.verdicts()
+    assert set(v) == {"r1-i0-m0", "r1-i1-m0", "r1-i2-m0"}  # ... and every candidate has its verdict
+    assert v["r1-i1-m0"]["ms"] == v["r1-i0-m0"]["ms"] and v["r1-i1-m0"]["status"] == "correct"
+    # a later duplicate reuses the recorded verdict, nothing is judged again
+    s.add_candidate("r2-i0-m0", src, round=2, idea=None, model="tuner", parent=None)
+    s.judge_pending(pool, {}, {})
+    assert len(pool.judged) == 2 and s.verdicts()["r2-i0-m0"]["ms"] == v["r1-i0-m0"]["ms"]
+    ids = [e["id"] for e in log_lines(s.store.dir)]
+    assert len(ids) == len(set(ids))
+
+
+def test_round_bookkeeping_with_a_fake_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The whole loop without building anything: seeds in round 0, K*M tuned candidates per round."""
+    import workbench.search as search
+
+    pool = FakePool()
+    monkeypatch.setattr(search, "EvalPool", lambda *a, **k: pool)
+    monkeypatch.setattr(search, "measure_facts", lambda target: {"device": "fake"})
+    monkeypatch.setattr(search, "time_reference", lambda problem, target, compile: {"eager_ms": 10.0})
+    store = run_search(search_params(rounds=3), run_id="fake", runs_dir=tmp_path)
+    events = log_lines(store.dir)
+    assert [e["round"] for e in events if e["type"] == "round"] == [0, 1, 2, 3]
+    cands = [e for e in events if e["type"] == "candidate"]
+    assert sorted(c["candidate"] for c in cands if c["round"] == 0) == ["r0-blocked", "r0-loop"]
+    for r in (1, 2, 3):
+        assert len([c for c in cands if c["round"] == r]) == 2  # K=2 ideas x M=1
+    hashes = [c["hash"] for c in cands if c.get("hash")]
+    assert len(hashes) == len(set(hashes))  # the tuner never re-proposes a source
+    assert len(pool.judged) == len(hashes)
+    assert events[-1]["type"] == "end"
+
+
+@pytest.mark.slow
+def test_full_search_on_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import workbench.pool as pool_mod
+
+    judged: list[str] = []  # the source hash of every real evaluation
+    real_evaluate = pool_mod.evaluate
+
+    def counting_evaluate(problem, path, **kw):
+        judged.append(source_hash(Path(path).read_text()))
+        return real_evaluate(problem, path, **kw)
+
+    monkeypatch.setattr(pool_mod, "evaluate", counting_evaluate)
+    store = run_search(search_params(), runs_dir=tmp_path)
+    assert store.dir.parent == tmp_path and store.params["run_id"] == store.run_id
+    events = log_lines(store.dir)
+    ids = [e["id"] for e in events]
+    assert len(ids) == len(set(ids))
+
+    cands = {e["candidate"]: e for e in events if e["type"] == "candidate"}
+    verdicts = [e for e in events if e["type"] == "verdict"]
+    by_cand = {v["candidate"]: v for v in verdicts}
+    assert len(by_cand) == len(verdicts)  # no candidate has two verdicts
+    assert Counter(judged) and max(Counter(judged).values()) == 1, Counter(judged)  # no source judged twice
+    assert len(judged) == len({cands[c]["hash"] for c in by_cand})
+
+    # round 0 judged both seeds, and both are correct
+    assert {"r0-loop", "r0-blocked"} <= set(by_cand)
+    assert by_cand["r0-loop"]["status"] == "correct", by_cand["r0-loop"]["reasons"]
+    assert by_cand["r0-blocked"]["status"] == "correct", by_cand["r0-blocked"]["reasons"]
+    for r in (1, 2):
+        assert [c for c in cands.values() if c["round"] == r and not c.get("failed")], f"round {r} made nothing"
+    # duplicates (if any) carry the verdict of the source they duplicate
+    for c in cands.values():
+        if c.get("duplicate_of") and c["candidate"] in by_cand:
+            assert by_cand[c["candidate"]]["ms"] == by_cand[c["duplicate_of"]]["ms"]
+
+    rounds = [e for e in events if e["type"] == "round"]
+    assert [e["round"] for e in rounds] == [0, 1, 2]
+    for e in rounds:
+        assert e["best"] is not None and by_cand[e["best"]]["status"] == "correct"
+        assert e["best_ms"] == by_cand[e["best"]]["ms"]
+    assert rounds[-1]["best_ms"] <= rounds[0]["best_ms"]  # the best never gets worse
+    assert all(e["best_ms"] >= rounds[-1]["best_ms"] for e in rounds)
+
+    best = json.loads((store.dir / "best.json").read_text())
+    fastest = min((v for v in verdicts if v["status"] == "correct"), key=lambda v: v["ms"])
+    assert best["candidate"] == fastest["candidate"] == rounds[-1]["best"]
+    assert (store.dir / "best.py").read_text() == store.candidate_path(best["candidate"]).read_text()
+    table = store.table()
+    assert len(table) == len(verdicts) and all(r["round"] is not None for r in table)
+    assert events[-1]["type"] == "end" and events[-1]["best"] == best["candidate"]
+
+
+class Killed(BaseException):
+    pass
+
+
+class DyingPool(FakePool):
+    """Judges `lives` candidates, then dies the way a killed process would: mid-batch, without cleanup."""
+
+    def __init__(self, lives: int) -> None:
+        super().__init__()
+        self.lives = lives
+
+    def evaluate_many(self, problem, paths, on_done=None, should_stop=None):
+        for path in paths:
+            if self.lives == 0:
+                raise Killed
+            self.lives -= 1
+            super().evaluate_many(problem, [path], on_done, should_stop)
+
+
+@pytest.mark.parametrize("lives", [0, 1, 3, 4])
+def test_resume_after_a_crash_with_a_fake_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lives: int):
+    import workbench.search as search
+
+    monkeypatch.setattr(search, "measure_facts", lambda target: {"device": "fake"})
+    monkeypatch.setattr(search, "time_reference", lambda problem, target, compile: {"eager_ms": 10.0})
+    dying = DyingPool(lives)
+    monkeypatch.setattr(search, "EvalPool", lambda *a, **k: dying)
+    with pytest.raises(Killed):
+        run_search(search_params(), run_id="crash", runs_dir=tmp_path)
+    events_path = tmp_path / "crash" / "events.jsonl"
+    with open(events_path, "a") as f:
+        f.write('{"id": "verdict-r9-i9-m9", "type": "verd')  # and the last write was torn
+    before = events_path.read_text()
+    before = before[: before.rfind("\n") + 1]
+    first = {source_hash(p.read_text()) for p in dying.judged}
+    assert len(first) == lives
+
+    pool = FakePool()
+    monkeypatch.setattr(search, "EvalPool", lambda *a, **k: pool)
+    store = run_search(search_params(), run_id="crash", runs_dir=tmp_path)
+    text = events_path.read_text()
+    assert text.startswith(before)
+    events = [json.loads(ln) for ln in text.splitlines()]
+    ids = [e["id"] for e in events]
+    assert len(ids) == len(set(ids)) and "verdict-r9-i9-m9" not in ids
+    second = [source_hash(p.read_text()) for p in pool.judged]
+    assert len(second) == len(set(second)) and not first & set(second)  # nothing judged twice
+    assert [e["round"] for e in events if e["type"] == "round"] == [0, 1, 2]
+    verdicts = Counter(e["candidate"] for e in events if e["type"] == "verdict")
+    assert max(verdicts.values()) == 1
+    assert set(verdicts) == {e["candidate"] for e in events if e["type"] == "candidate" and not e.get("failed")}
+    assert (store.dir / "best.py").is_file()
