@@ -120,6 +120,7 @@ def test_kill_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert max(verdicts.values()) == 1, verdicts  # no candidate has two verdicts
     cands = [e for e in final if e["type"] == "candidate"]
     assert {c["candidate"] for c in cands if not c.get("failed")} == set(verdicts)  # and none is left without one
+    assert evaluated, "the resumed run had nothing left to do: the kill came too late to test anything"
     assert not set(evaluated) & hashes_judged_before, "a kernel judged before the kill was judged again"
     assert max(Counter(evaluated).values(), default=1) == 1
     assert len({c["candidate"] for c in cands}) == len(cands)

@@ -78,7 +78,9 @@ def cmd_search(a: argparse.Namespace) -> int:
 
     params = search_params(a, a.problem)
     load_problem(params.problem)  # a bad path fails here, before the progress bar draws
-    total = params.rounds * params.ideas * params.impls
+    from workbench.problem import load_problem
+
+    total = len(load_problem(params.problem).seeds()) + params.rounds * params.ideas * params.impls
     bar = tqdm(total=total, desc=f"search {params.problem}", unit="cand")
 
     def on_event(ev: dict[str, Any]) -> None:

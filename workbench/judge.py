@@ -439,10 +439,21 @@ def time_reference(problem: Problem | str | Path, *, target: str = "cuda", compi
     return out
 
 
-def measure_facts(target: str = "cuda", device_index: int = 0) -> dict[str, Any]:
-    """Copy bandwidth and matmul rates of the device, measured in a worker."""
-    worker = WorkerProcess(device_for(target, device_index))
+def measure_facts(target: str = "cuda", device_index: int = 0, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Copy bandwidth and matmul rates of the device, measured in a worker once per machine and device."""
+    from workbench.problem import REPO_ROOT
+
+    device = device_for(target, device_index)
+    name = torch.cuda.get_device_name(device_index) if target == "cuda" else "cpu"
+    cache = (cache_dir or REPO_ROOT / "outputs" / "cache") / f"facts-{os.uname().nodename}-{name.replace(' ', '_')}-{device_index}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    worker = WorkerProcess(device)
     try:
-        return worker.request({"op": "facts"}, timeout_s=300).get("facts", {})
+        facts = worker.request({"op": "facts"}, timeout_s=300).get("facts", {})
     finally:
         worker.kill()
+    if facts:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(facts))
+    return facts
