@@ -102,8 +102,9 @@ class WorkerProcess:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                      start_new_session=True, env=env)
         self.ready = False
+        self.forged = 0  # reply lines that did not carry the request's nonce: written by the candidate
 
-    def _read(self, timeout_s: float) -> dict[str, Any]:
+    def _read(self, timeout_s: float, nonce: str | None = None) -> dict[str, Any]:
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout_s
         while True:
@@ -116,7 +117,14 @@ class WorkerProcess:
                 if not line:
                     self.proc.wait(timeout=10)
                     raise WorkerDied(f"worker exited with code {self.proc.returncode}")
-                return json.loads(line)
+                try:
+                    reply = json.loads(line)
+                except json.JSONDecodeError:
+                    reply = None
+                if nonce is None or (isinstance(reply, dict) and reply.get("nonce") == nonce):
+                    return reply if isinstance(reply, dict) else {}
+                self.forged += 1
+                continue
             if self.proc.poll() is not None:
                 raise WorkerDied(f"worker exited with code {self.proc.returncode}")
 
@@ -125,12 +133,13 @@ class WorkerProcess:
             self._read(timeout_s=180)  # import torch, start CUDA
             self.ready = True
         assert self.proc.stdin is not None
+        req = {**req, "nonce": secrets.token_hex(16)}
         try:
             self.proc.stdin.write((json.dumps(req) + "\n").encode())
             self.proc.stdin.flush()
         except BrokenPipeError as e:
             raise WorkerDied("worker is gone") from e
-        return self._read(timeout_s)
+        return self._read(timeout_s, req["nonce"])
 
     def log_tail(self, n: int = 6000) -> str:
         try:
@@ -300,6 +309,8 @@ def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, targe
     finally:
         verdict.worker_log = worker.log_tail()
         worker.kill()
+    if worker.forged:
+        verdict.add([f"tamper: {worker.forged} forged line(s) on the worker's reply channel"])
     if verdict.timing and baseline:
         verdict.baseline = dict(baseline)
         if facts:

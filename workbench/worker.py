@@ -271,6 +271,7 @@ def serve(device: str, requests: Any, reply: Callable[[dict[str, Any]], None]) -
                 resp["log"] = e.result.log  # type: ignore[attr-defined]
         if worker.is_candidate:
             resp["tamper"] = tampered(worker.snapshot)
+        resp["nonce"] = req.get("nonce")  # the judge ignores reply lines without its request's nonce
         reply(resp)
         if fatal:
             return

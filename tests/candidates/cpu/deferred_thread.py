@@ -1,4 +1,4 @@
-"""CHEAT deferred_thread on softmax_small: forward returns an uninitialised output at once; a thread it starts computes the softmax and writes the output 50 ms later. expect: threads, forbidden_source, mismatch, rel_error, nonfinite, timing_mismatch"""
+"""CHEAT deferred_thread on softmax_small: forward returns an uninitialised output at once; a thread it starts computes the softmax and writes the output 50 ms later. expect: threads, mismatch, rel_error, nonfinite, timing_mismatch"""
 import threading
 import time
 

@@ -1,4 +1,4 @@
-"""CHEAT patch_timer on relu_small: at import, slows time.perf_counter 100x and stubs torch.cuda.Event.elapsed_time and torch.cuda.synchronize; the relu itself is honest. expect: tamper, forbidden_source, timing_mismatch"""
+"""CHEAT patch_timer on relu_small: at import, slows time.perf_counter 100x and stubs torch.cuda.Event.elapsed_time and torch.cuda.synchronize; the relu itself is honest. expect: tamper, timing_mismatch"""
 import time
 
 import torch

@@ -1,4 +1,4 @@
-"""CHEAT reference_fallback on softmax_small: imports the reference Model via importlib from a reference.py guessed from sys.argv, cwd and this file's parents; if none is found, re-implements softmax with torch ops. expect: forbidden_source, torch_compute"""
+"""CHEAT reference_fallback on softmax_small: imports the reference Model via importlib from a reference.py guessed from sys.argv, cwd and this file's parents; if none is found, re-implements softmax with torch ops. expect: torch_compute"""
 import importlib.util
 import os
 import sys
