@@ -156,14 +156,6 @@ class WorkerProcess:
             self.proc.wait(timeout=30)
         Path(self.log.name).unlink(missing_ok=True)
 
-    def close(self) -> None:
-        if self.proc.poll() is None and self.ready:
-            try:
-                self.request({"op": "exit"}, timeout_s=5)
-            except (WorkerDied, TimeoutError, json.JSONDecodeError, OSError):
-                pass
-        self.kill()
-
 
 # One warm spare per device: a fresh process per evaluation, without paying its start-up.
 _spares: dict[str, WorkerProcess] = {}
