@@ -1,6 +1,6 @@
 """The seed table: every seed kernel judged and timed against eager and torch.compile.
 
-    python benchmarks/seeds.py [problem ...] [--no-compile] [--json out.json]
+    python benchmarks/seeds.py [problem ...] [--only SEED ...] [--no-compile] [--json out.json]
 
 One row per seed: problem, eager ms, compile ms, kernel ms, speedups, percent of the
 roofline (bytes at the measured copy bandwidth, flops at the measured matmul rate), verdict.
@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--no-compile", dest="compile", action="store_false")
     ap.add_argument("--json", default=None)
     ap.add_argument("--target", default=None)
+    ap.add_argument("--only", nargs="*", default=None, help="seed file stems to run (default: every seed)")
     a = ap.parse_args()
     import torch
 
@@ -39,7 +40,11 @@ def main() -> None:
         from workbench.build import target_arch
 
         target_arch()
-    seeds = [s for p in problems for s in p.seeds()]
+    def chosen(p):
+        return [s for s in p.seeds() if a.only is None or s.stem in a.only]
+
+    problems = [p for p in problems if chosen(p)]
+    seeds = [s for p in problems for s in chosen(p)]
     t = time.perf_counter()
     with ThreadPoolExecutor(14) as ex:  # build every seed at once while nothing is timed
         list(ex.map(lambda s: prebuild(s, 600), seeds))
@@ -50,7 +55,7 @@ def main() -> None:
     for p in problems:
         base = time_reference(p, target=target, compile=a.compile)
         print(p.name, "baseline", {k: v for k, v in base.items() if k.endswith(("_ms", "_error"))}, flush=True)
-        for s in p.seeds():
+        for s in chosen(p):
             v = evaluate(p, s, target=target, baseline=base, facts=facts)
             sp = v.speedups()
             row = {"problem": p.name, "seed": s.stem, "status": v.status, "eager_ms": base.get("eager_ms"),
