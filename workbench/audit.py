@@ -116,12 +116,32 @@ def _is_environ(t: ast.AST) -> bool:
     return isinstance(t, ast.Subscript) and isinstance(t.value, ast.Attribute) and t.value.attr == "environ"
 
 
-_GLOBAL_RE = re.compile(r"__global__\s+(?:[\w:<>,\s*]*?\s)?(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(")
+_GLOBAL_RE = re.compile(r"\b__global__\b")
+# Qualifiers that may sit between __global__ and the kernel's name, each with a parenthesised argument.
+_KERNEL_ATTR_RE = re.compile(r"\b(__launch_bounds__|__cluster_dims__|__maxnreg__|__block_size__|__attribute__)\s*\(")
+_NAME_CALL_RE = re.compile(r"(\w+)\s*\(")
+
+
+def _drop_balanced(text: str, start: int) -> str:
+    """text with the parenthesised group opening at text[start] removed."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[:start] + " " + text[i + 1:]
+    return text[:start]
 
 
 def kernel_names(cuda_source: str) -> set[str]:
-    """Names of the __global__ functions a source defines."""
-    return set(_GLOBAL_RE.findall(cuda_source))
+    """Names of the __global__ functions a source defines (templates and launch attributes included)."""
+    names = set()
+    for m in _GLOBAL_RE.finditer(cuda_source):
+        head = cuda_source[m.end():m.end() + 2000]
+        while (a := _KERNEL_ATTR_RE.search(head)) and (n := _NAME_CALL_RE.search(head)) and a.start() <= n.start():
+            head = head[:a.start()] + _drop_balanced(head, a.end() - 1)[a.start():]
+        if n := _NAME_CALL_RE.search(head):
+            names.add(n.group(1))
+    return names
 
 
 def _aten_name(op: str) -> str:
