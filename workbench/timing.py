@@ -5,6 +5,12 @@ the one call and a device-wide sync after it; wall time is taken around the same
 cross-check, since work on another stream or thread escapes the events but not the wall
 clock. The median of many samples is the time; the spread is reported with it.
 
+The flush reads a buffer twice the L2's size rather than writing it: a write flush leaves the
+L2 full of dirty lines whose write-back then runs inside the next timed call, ~60 MB of extra
+traffic on an H200 that taxes short memory-bound calls (12% of a 512 MB kernel) more than long
+ones. A read flush evicts the previous call's dirty output before the events start and leaves
+only clean lines (benchmarks/flush.py measures both).
+
 The timer binds the C-level event and sync functions when it is made (before a candidate is
 imported), so a candidate that patches torch.cuda.Event or torch.cuda.synchronize does not
 change what this module calls; the worker separately reports such patching as tampering.
@@ -42,7 +48,9 @@ class Stats:
 class Timer:
     """Times calls on one device ('cuda:N' or 'cpu') with the protocol above."""
 
-    def __init__(self, device: torch.device | str, flush_bytes: int | None = None):
+    def __init__(self, device: torch.device | str, flush_bytes: int | None = None, flush: str = "read"):
+        if flush not in ("read", "write"):
+            raise ValueError(f"flush must be 'read' or 'write', not {flush!r}")
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         self._perf = time.perf_counter
@@ -57,11 +65,16 @@ class Timer:
         else:
             self._sync = lambda: None
             flush_bytes = flush_bytes or (64 << 20)  # larger than any CPU's last-level cache here
-        self._flush_buf = torch.empty(flush_bytes // 4, dtype=torch.float32, device=self.device)
+        self._flush_buf = torch.ones(flush_bytes // 4, dtype=torch.float32, device=self.device)
         self._flush_fill = torch.Tensor.fill_
+        self._flush_read = torch.Tensor.amax  # reads every byte, writes one scalar
+        self.flush_mode = flush
 
     def flush(self) -> None:
-        self._flush_fill(self._flush_buf, 1.0)
+        if self.flush_mode == "read":
+            self._flush_read(self._flush_buf)
+        else:
+            self._flush_fill(self._flush_buf, 1.0)
 
     def sample(self, fn: Callable[..., Any], inputs: list[Any]) -> tuple[float, float, Any]:
         """One timed call: (event ms or None on CPU, wall ms, output)."""

@@ -22,7 +22,7 @@ CUDA_SRC = r"""
 
 namespace cg = cooperative_groups;
 
-#define CLUSTER 8        // tune: 2, 4, 8
+#define CLUSTER 4        // tune: 2, 4, 8
 #define THREADS 256      // tune: 128, 256, 512
 #define FALLBACK_THREADS 1024
 
