@@ -15,7 +15,7 @@ CUDA_SRC = r"""
 #include <stdint.h>
 
 #define FEATURES 64    // the normalised dim; the wrapper checks it
-#define THREADS 256    // tune: 128, 256, 512
+#define THREADS 128    // tune: 128, 256, 512
 
 __global__ void __launch_bounds__(THREADS) rmsnorm_dim1_kernel(const float* __restrict__ x, float* __restrict__ y,
                                                                int64_t spatial, float eps) {

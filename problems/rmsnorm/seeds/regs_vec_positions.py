@@ -20,7 +20,7 @@ CUDA_SRC = r"""
 #include <stdint.h>
 
 #define FEATURES 64        // the normalised dim; the wrapper checks it
-#define THREADS 256        // tune: 128, 256, 512
+#define THREADS 512        // tune: 128, 256, 512
 #define PXW 8              // tune: 4, 8
 #define LD_MODE 0          // tune: 0, 1
 #define CG (32 / PXW)      // feature groups per warp
