@@ -71,6 +71,20 @@ def main() -> None:
         print(f"{r['problem']:22s} {r['seed'][:18]:18s} {r['status']:10s} {f(r['eager_ms'])!s:>9s} {f(r['compile_ms'])!s:>9s} "
               f"{f(r['kernel_ms'])!s:>9s} {f(r['vs_eager'], 2):>8s} {f(r['vs_compile'], 2):>7s} "
               f"{f(100 * r['roofline'] if r['roofline'] else None, 0):>6s}")
+    best: dict[str, dict] = {}
+    for r in rows:  # the fastest correct seed of each problem
+        if r["status"] == "correct" and r["kernel_ms"] and (r["problem"] not in best or r["kernel_ms"] < best[r["problem"]]["kernel_ms"]):
+            best[r["problem"]] = r
+    print(f"\nbest kernel per problem on {rows[0]['device'] if rows else '?'}")
+    print(f"{'problem':22s} {'best seed':18s} {'eager ms':>9s} {'compile':>9s} {'kernel':>9s} {'x eager':>8s} {'x comp':>7s} {'roof%':>6s}")
+    for p in problems:
+        r = best.get(p.name)
+        if r is None:
+            print(f"{p.name:22s} {'(no correct seed)':18s}")
+            continue
+        print(f"{r['problem']:22s} {r['seed'][:18]:18s} {f(r['eager_ms'])!s:>9s} {f(r['compile_ms'])!s:>9s} "
+              f"{f(r['kernel_ms'])!s:>9s} {f(r['vs_eager'], 2):>8s} {f(r['vs_compile'], 2):>7s} "
+              f"{f(100 * r['roofline'] if r['roofline'] else None, 0):>6s}")
     if a.json:
         Path(a.json).write_text(json.dumps({"facts": facts, "rows": rows}, indent=1, default=str))
 
