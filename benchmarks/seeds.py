@@ -18,6 +18,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def _header(seed: str, status: str) -> str:
+    return (f"{'problem':22s} {seed:18s} {status:10s} {'eager ms':>9s} {'compile':>9s} {'kernel':>9s} "
+            f"{'x eager':>8s} {'x comp':>7s} {'roof%':>6s}")
+
+
+def _f(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _row(r: dict, status: str) -> str:
+    roof = _f(100 * r["roofline"] if r["roofline"] else None, 0)
+    return (f"{r['problem']:22s} {r['seed'][:18]:18s} {status:10s} {_f(r['eager_ms']):>9s} {_f(r['compile_ms']):>9s} "
+            f"{_f(r['kernel_ms']):>9s} {_f(r['vs_eager'], 2):>8s} {_f(r['vs_compile'], 2):>7s} {roof:>6s}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("problems", nargs="*")
@@ -29,9 +44,8 @@ def main() -> None:
     import torch
 
     from workbench.judge import evaluate, measure_facts, time_reference
-    from workbench.pool import prebuild
+    from workbench.pool import prebuild_all
     from workbench.problem import list_problems, load_problem
-    from concurrent.futures import ThreadPoolExecutor
 
     target = a.target or ("cuda" if torch.cuda.is_available() else "cpu")
     names = a.problems or list_problems()
@@ -40,14 +54,14 @@ def main() -> None:
         from workbench.build import target_arch
 
         target_arch()
+
     def chosen(p):
         return [s for s in p.seeds() if a.only is None or s.stem in a.only]
 
     problems = [p for p in problems if chosen(p)]
     seeds = [s for p in problems for s in chosen(p)]
     t = time.perf_counter()
-    with ThreadPoolExecutor(14) as ex:  # build every seed at once while nothing is timed
-        list(ex.map(lambda s: prebuild(s, 600), seeds))
+    prebuild_all(seeds)  # every seed at once, while nothing is timed
     print(f"prebuilt {len(seeds)} seeds in {time.perf_counter() - t:.0f} s", flush=True)
     facts = measure_facts(target)
     print("facts", json.dumps(facts), flush=True)
@@ -64,27 +78,19 @@ def main() -> None:
                    "reasons": v.reasons[:3], "device": (v.timing or {}).get("device") or base.get("device")}
             rows.append(row)
             print(json.dumps(row, default=str), flush=True)
-    f = lambda x, d=3: "-" if x is None else f"{x:.{d}f}"  # noqa: E731
-    print(f"\nseed kernels on {rows[0]['device'] if rows else '?'} (copy {f(facts.get('copy_gbps'), 0)} GB/s)")
-    print(f"{'problem':22s} {'seed':18s} {'verdict':10s} {'eager ms':>9s} {'compile':>9s} {'kernel':>9s} {'x eager':>8s} {'x comp':>7s} {'roof%':>6s}")
+    device = rows[0]["device"] if rows else "?"
+    print(f"\nseed kernels on {device} (copy {_f(facts.get('copy_gbps'), 0)} GB/s)")
+    print(_header("seed", "verdict"))
     for r in rows:
-        print(f"{r['problem']:22s} {r['seed'][:18]:18s} {r['status']:10s} {f(r['eager_ms'])!s:>9s} {f(r['compile_ms'])!s:>9s} "
-              f"{f(r['kernel_ms'])!s:>9s} {f(r['vs_eager'], 2):>8s} {f(r['vs_compile'], 2):>7s} "
-              f"{f(100 * r['roofline'] if r['roofline'] else None, 0):>6s}")
+        print(_row(r, r["status"]))
     best: dict[str, dict] = {}
     for r in rows:  # the fastest correct seed of each problem
         if r["status"] == "correct" and r["kernel_ms"] and (r["problem"] not in best or r["kernel_ms"] < best[r["problem"]]["kernel_ms"]):
             best[r["problem"]] = r
-    print(f"\nbest kernel per problem on {rows[0]['device'] if rows else '?'}")
-    print(f"{'problem':22s} {'best seed':18s} {'eager ms':>9s} {'compile':>9s} {'kernel':>9s} {'x eager':>8s} {'x comp':>7s} {'roof%':>6s}")
+    print(f"\nbest kernel per problem on {device}")
+    print(_header("best seed", ""))
     for p in problems:
-        r = best.get(p.name)
-        if r is None:
-            print(f"{p.name:22s} {'(no correct seed)':18s}")
-            continue
-        print(f"{r['problem']:22s} {r['seed'][:18]:18s} {f(r['eager_ms'])!s:>9s} {f(r['compile_ms'])!s:>9s} "
-              f"{f(r['kernel_ms'])!s:>9s} {f(r['vs_eager'], 2):>8s} {f(r['vs_compile'], 2):>7s} "
-              f"{f(100 * r['roofline'] if r['roofline'] else None, 0):>6s}")
+        print(_row(best[p.name], "") if p.name in best else f"{p.name:22s} (no correct seed)")
     if a.json:
         Path(a.json).write_text(json.dumps({"facts": facts, "rows": rows}, indent=1, default=str))
 

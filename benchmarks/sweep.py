@@ -14,7 +14,6 @@ import itertools
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +31,7 @@ def main() -> None:
     import torch
 
     from workbench.judge import evaluate, measure_facts, time_reference
-    from workbench.pool import prebuild
+    from workbench.pool import prebuild_all
     from workbench.problem import REPO_ROOT, load_problem
     from workbench.proposers.tuner import apply, source_hash, tunables
 
@@ -59,8 +58,7 @@ def main() -> None:
         path.write_text(text)
         variants.append((assign, path))
     t = time.perf_counter()
-    with ThreadPoolExecutor(14) as ex:
-        list(ex.map(lambda v: prebuild(v[1], 600), variants))
+    prebuild_all([path for _, path in variants])  # every variant at once, while nothing is timed
     print(f"built {len(variants)} variants of {seed.name} in {time.perf_counter() - t:.0f} s", flush=True)
     facts = measure_facts(target)
     base = time_reference(problem, target=target, compile=False)

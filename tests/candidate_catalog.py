@@ -67,3 +67,37 @@ def parse(path: Path) -> Candidate:
 def catalog(target: str) -> list[Candidate]:
     """All candidates for `target` ("cpu" or "cuda"), sorted by file name."""
     return [parse(p) for p in sorted((CANDIDATES_DIR / target).glob("*.py"))]
+
+
+# The judge tests for both targets share these: one call of the judge and what each verdict must say.
+def judge(c: Candidate, target: str, **kwargs):
+    from workbench.judge import evaluate  # imported late: collection must not need the judge
+    from workbench.problem import load_problem
+
+    return evaluate(load_problem(c.problem_dir), c.path, target=target, **kwargs)
+
+
+def assert_correct(v) -> None:
+    assert v.status == "correct" and v.correct, v.reasons
+    assert v.codes <= {"trivial_check_tightened"}, v.reasons
+    assert v.timing is not None and v.timing["ms"] > 0
+
+
+def assert_cheat_caught(v, cand: Candidate) -> None:
+    assert v.status != "correct" and not v.correct, f"{cand.name} judged correct: {cand.what}"
+    assert v.codes & cand.expect, f"expected one of {sorted(cand.expect)}, got {sorted(v.codes)}: {v.reasons}"
+
+
+def check_cheat(cand: Candidate, target: str) -> None:
+    # Unless the static scan is what the cheat expects, the runtime checks alone must catch it:
+    # a scan of the source is easy to evade, so it may not be the only line of defence.
+    assert_cheat_caught(judge(cand, target, static_scan="forbidden_source" in cand.expect), cand)
+
+
+def check_disruptive(cand: Candidate, target: str, timeout_s: float, honest_after: Candidate) -> None:
+    """A crashing or hanging candidate is caught, and the next evaluation is judged correct."""
+    v = judge(cand, target, timeout_s=timeout_s)
+    assert v.status != "correct" and not v.correct
+    assert v.codes & cand.expect, f"expected one of {sorted(cand.expect)}, got {sorted(v.codes)}: {v.reasons}"
+    after = judge(honest_after, target)
+    assert after.correct, f"after {cand.name}: {after.reasons}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from candidate_catalog import Candidate, catalog
+from candidate_catalog import Candidate, assert_correct, catalog, check_cheat, check_disruptive, judge
 
 pytestmark = pytest.mark.slow
 
@@ -17,13 +17,6 @@ BY_NAME = {c.name: c for c in CANDIDATES}
 DISRUPTIVE = {"crash": 120.0, "hang": 90.0, "oom": 120.0}  # name -> timeout_s
 HONEST = [c for c in CANDIDATES if c.honest]
 CHEATS = [c for c in CANDIDATES if not c.honest and c.name not in DISRUPTIVE]
-
-
-def judge(c: Candidate, **kwargs):
-    from workbench.judge import evaluate  # imported late: collection must not need the judge
-    from workbench.problem import load_problem
-
-    return evaluate(load_problem(c.problem_dir), c.path, target="cpu", **kwargs)
 
 
 def test_catalog_reads_docstrings():
@@ -41,26 +34,14 @@ def test_catalog_reads_docstrings():
 
 @pytest.mark.parametrize("cand", HONEST, ids=lambda c: c.name)
 def test_honest_candidate_is_correct(cand: Candidate):
-    v = judge(cand)
-    assert v.status == "correct" and v.correct, v.reasons
-    assert v.codes <= {"trivial_check_tightened"}, v.reasons
-    assert v.timing is not None and v.timing["ms"] > 0
+    assert_correct(judge(cand, "cpu"))
 
 
 @pytest.mark.parametrize("cand", CHEATS, ids=lambda c: c.name)
 def test_cheat_is_caught(cand: Candidate):
-    # Unless the static scan is what the cheat expects, the runtime checks alone must catch it:
-    # a scan of the source is easy to evade, so it may not be the only line of defence.
-    v = judge(cand, static_scan="forbidden_source" in cand.expect)
-    assert v.status != "correct" and not v.correct, f"{cand.name} judged correct: {cand.what}"
-    assert v.codes & cand.expect, f"expected one of {sorted(cand.expect)}, got {sorted(v.codes)}: {v.reasons}"
+    check_cheat(cand, "cpu")
 
 
 @pytest.mark.parametrize("name", sorted(DISRUPTIVE))
 def test_disruptive_cheat_is_caught_and_judge_recovers(name: str):
-    cand = BY_NAME[name]
-    v = judge(cand, timeout_s=DISRUPTIVE[name])
-    assert v.status != "correct" and not v.correct
-    assert v.codes & cand.expect, f"expected one of {sorted(cand.expect)}, got {sorted(v.codes)}: {v.reasons}"
-    after = judge(BY_NAME["relu_small"])
-    assert after.correct, f"after {name}: {after.reasons}"
+    check_disruptive(BY_NAME[name], "cpu", DISRUPTIVE[name], BY_NAME["relu_small"])

@@ -117,30 +117,31 @@ def _is_environ(t: ast.AST) -> bool:
 
 
 _GLOBAL_RE = re.compile(r"\b__global__\b")
-# Qualifiers that may sit between __global__ and the kernel's name, each with a parenthesised argument.
-_KERNEL_ATTR_RE = re.compile(r"\b(__launch_bounds__|__cluster_dims__|__maxnreg__|__block_size__|__attribute__)\s*\(")
 _NAME_CALL_RE = re.compile(r"(\w+)\s*\(")
+# Qualifiers that may sit between __global__ and the kernel's name, each with a parenthesised argument.
+_KERNEL_ATTRS = {"__launch_bounds__", "__cluster_dims__", "__maxnreg__", "__block_size__", "__attribute__"}
 
 
-def _drop_balanced(text: str, start: int) -> str:
-    """text with the parenthesised group opening at text[start] removed."""
+def _after_group(text: str, open_at: int) -> int:
+    """Index just past the parenthesised group that opens at text[open_at]."""
     depth = 0
-    for i in range(start, len(text)):
+    for i in range(open_at, len(text)):
         depth += {"(": 1, ")": -1}.get(text[i], 0)
         if depth == 0:
-            return text[:start] + " " + text[i + 1:]
-    return text[:start]
+            return i + 1
+    return len(text)
 
 
 def kernel_names(cuda_source: str) -> set[str]:
     """Names of the __global__ functions a source defines (templates and launch attributes included)."""
     names = set()
     for m in _GLOBAL_RE.finditer(cuda_source):
-        head = cuda_source[m.end():m.end() + 2000]
-        while (a := _KERNEL_ATTR_RE.search(head)) and (n := _NAME_CALL_RE.search(head)) and a.start() <= n.start():
-            head = head[:a.start()] + _drop_balanced(head, a.end() - 1)[a.start():]
-        if n := _NAME_CALL_RE.search(head):
-            names.add(n.group(1))
+        pos = m.end()
+        while n := _NAME_CALL_RE.search(cuda_source, pos):  # the first name followed by "(" that is no attribute
+            if n.group(1) not in _KERNEL_ATTRS:
+                names.add(n.group(1))
+                break
+            pos = _after_group(cuda_source, n.end() - 1)
     return names
 
 

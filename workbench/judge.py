@@ -26,7 +26,7 @@ import torch
 
 from workbench import audit, verify
 from workbench.problem import DISTRIBUTIONS, Problem, load_problem, make_inputs, perturb, redraw, tensor_bytes
-from workbench.timing import escaped_work, roofline_ms, speedup
+from workbench.timing import Timer, escaped_work, roofline_ms, speedup
 
 CHEAT_CODES = {"input_mutated", "output_aliases_input", "not_plain_tensor", "torch_compute", "library_kernel",
                "other_stream", "threads", "tamper", "forbidden_source", "timing_mismatch", "stale_output"}
@@ -448,7 +448,9 @@ def measure_facts(target: str = "cuda", device_index: int = 0, cache_dir: Path |
 
     device = device_for(target, device_index)
     name = torch.cuda.get_device_name(device_index) if target == "cuda" else "cpu"
-    cache = (cache_dir or REPO_ROOT / "outputs" / "cache") / f"facts-{os.uname().nodename}-{name.replace(' ', '_')}-{device_index}.json"
+    # The key names the timing protocol too: facts measured under another flush style are stale.
+    key = f"{os.uname().nodename}-{name.replace(' ', '_')}-{device_index}-flush_{Timer.FLUSH}"
+    cache = (cache_dir or REPO_ROOT / "outputs" / "cache") / f"facts-{key}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
     worker = WorkerProcess(device)

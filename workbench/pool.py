@@ -39,6 +39,12 @@ def prebuild(path: Path, timeout_s: float) -> dict[str, Any]:
         return {"error": "error", "detail": str(e)}
 
 
+def prebuild_all(paths: list[Path], timeout_s: float = 600.0, workers: int | None = None) -> list[dict[str, Any]]:
+    """Build every candidate at once (benchmarks do this before anything is timed)."""
+    with ThreadPoolExecutor(workers or max(1, (os.cpu_count() or 2) - 2)) as ex:
+        return list(ex.map(lambda p: prebuild(p, timeout_s), paths))
+
+
 class EvalPool:
     def __init__(self, target: str, devices: list[int] | None = None, build_workers: int | None = None,
                  build_timeout_s: float = 600.0, **eval_kwargs: Any):

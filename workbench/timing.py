@@ -6,10 +6,10 @@ cross-check, since work on another stream or thread escapes the events but not t
 clock. The median of many samples is the time; the spread is reported with it.
 
 The flush reads a buffer twice the L2's size rather than writing it: a write flush leaves the
-L2 full of dirty lines whose write-back then runs inside the next timed call, ~60 MB of extra
-traffic on an H200 that taxes short memory-bound calls (12% of a 512 MB kernel) more than long
-ones. A read flush evicts the previous call's dirty output before the events start and leaves
-only clean lines (benchmarks/flush.py measures both).
+L2 full of dirty lines whose write-back then runs inside the next timed call, which taxes short
+memory-bound calls more than long ones (measured on an H200 with benchmarks/flush.py: 6% of a
+64 MB copy, 2.7% of 256 MB, 0.5% of 1 GiB). A read flush evicts the previous call's dirty
+output before the events start and leaves only clean lines.
 
 The timer binds the C-level event and sync functions when it is made (before a candidate is
 imported), so a candidate that patches torch.cuda.Event or torch.cuda.synchronize does not
@@ -48,7 +48,9 @@ class Stats:
 class Timer:
     """Times calls on one device ('cuda:N' or 'cpu') with the protocol above."""
 
-    def __init__(self, device: torch.device | str, flush_bytes: int | None = None, flush: str = "read"):
+    FLUSH = "read"  # the protocol's flush style; "write" is kept for benchmarks/flush.py
+
+    def __init__(self, device: torch.device | str, flush_bytes: int | None = None, flush: str = FLUSH):
         if flush not in ("read", "write"):
             raise ValueError(f"flush must be 'read' or 'write', not {flush!r}")
         self.device = torch.device(device)

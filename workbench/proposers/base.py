@@ -236,6 +236,8 @@ class RetryingClient(ABC):
             raise ValueError("max_attempts must be at least 1")
         self.model = model
         self.name = f"{self.kind}:{model}"
+        self._sdk: Any = None
+        self._sdk_lock = threading.Lock()
         self.base_url = base_url
         self.api_key = api_key
         self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
@@ -329,6 +331,17 @@ class RetryingClient(ABC):
         if retry_after_s is not None:
             delay = max(delay, min(retry_after_s, RETRY_AFTER_CEILING_S))
         return delay
+
+    def _client(self) -> Any:
+        """The SDK client, made on the first cache miss, so a replay from the cache needs no key."""
+        with self._sdk_lock:
+            if self._sdk is None:
+                self._sdk = self._make_sdk()
+            return self._sdk
+
+    @abstractmethod
+    def _make_sdk(self) -> Any:
+        """A new SDK client for this endpoint, with the SDK's own retries off."""
 
     @abstractmethod
     def _send(

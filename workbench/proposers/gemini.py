@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from typing import Any
 
 from google import genai
 from google.genai import errors as genai_errors
@@ -59,34 +57,21 @@ class GeminiClient(RetryingClient):
     kind = "gemini"
     default_base_url = "https://generativelanguage.googleapis.com/"
 
-    def __init__(self, model: str, **options: Any) -> None:
-        super().__init__(model, **options)
-        self._sdk: genai.Client | None = None
-        self._sdk_lock = threading.Lock()
-
-    def _client(self) -> genai.Client:
-        # Made on the first cache miss, so a replay from the cache needs no key.
-        with self._sdk_lock:
-            if self._sdk is None:
-                key = (
-                    self.api_key
-                    or os.environ.get("GEMINI_API_KEY")
-                    or os.environ.get("GOOGLE_API_KEY")
-                )
-                if not key:
-                    raise ModelError(f"{self.name}: GEMINI_API_KEY (or GOOGLE_API_KEY) is not set")
-                self._sdk = genai.Client(
-                    vertexai=False,
-                    api_key=key,
-                    http_options=types.HttpOptions(
-                        base_url=self.base_url,
-                        # Pinned: SDK defaults moved between v1beta and v1 across releases.
-                        api_version=API_VERSION,
-                        timeout=max(1, round(self.timeout_s * 1000)),  # milliseconds
-                        retry_options=None,  # no SDK retries: ours are the only ones
-                    ),
-                )
-            return self._sdk
+    def _make_sdk(self) -> genai.Client:
+        key = self.api_key or os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
+        if not key:
+            raise ModelError(f"{self.name}: GEMINI_API_KEY (or GOOGLE_API_KEY) is not set")
+        return genai.Client(
+            vertexai=False,
+            api_key=key,
+            http_options=types.HttpOptions(
+                base_url=self.base_url,
+                # Pinned: SDK defaults moved between v1beta and v1 across releases.
+                api_version=API_VERSION,
+                timeout=max(1, round(self.timeout_s * 1000)),  # milliseconds
+                retry_options=None,  # no SDK retries: ours are the only ones
+            ),
+        )
 
     def _send(
         self, messages: list[dict[str, str]], temperature: float | None, max_output_tokens: int | None

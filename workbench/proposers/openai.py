@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from typing import Any
 
 import openai
@@ -32,27 +31,18 @@ class OpenAIClient(RetryingClient):
     kind = "openai"
     default_base_url = "https://api.openai.com/v1"
 
-    def __init__(self, model: str, **options: Any) -> None:
-        super().__init__(model, **options)
-        self._sdk: openai.OpenAI | None = None
-        self._sdk_lock = threading.Lock()
-
-    def _client(self) -> openai.OpenAI:
-        # Made on the first cache miss, so a replay from the cache needs no key.
-        with self._sdk_lock:
-            if self._sdk is None:
-                key = self.api_key or os.environ.get("OPENAI_API_KEY")
-                if not key:
-                    if self.base_url is None:
-                        raise ModelError(f"{self.name}: OPENAI_API_KEY is not set")
-                    key = "unused"  # many local OpenAI-compatible servers want no key
-                self._sdk = openai.OpenAI(
-                    api_key=key,
-                    base_url=self.base_url,
-                    timeout=self.timeout_s,
-                    max_retries=0,  # our retry loop is the only one, and it counts attempts
-                )
-            return self._sdk
+    def _make_sdk(self) -> openai.OpenAI:
+        key = self.api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if self.base_url is None:
+                raise ModelError(f"{self.name}: OPENAI_API_KEY is not set")
+            key = "unused"  # many local OpenAI-compatible servers want no key
+        return openai.OpenAI(
+            api_key=key,
+            base_url=self.base_url,
+            timeout=self.timeout_s,
+            max_retries=0,  # our retry loop is the only one, and it counts attempts
+        )
 
     def _send(
         self, messages: list[dict[str, str]], temperature: float | None, max_output_tokens: int | None
