@@ -89,7 +89,7 @@ def main() -> None:
         runs = []
         for _ in range(a.repeat):
             marks: dict[str, float] = defaultdict(float)
-            undo = None if hasattr(judge.Verdict, "phases") else _wrap_old_judge(marks)
+            undo = None if "phases" in getattr(judge.Verdict, "__dataclass_fields__", {}) else _wrap_old_judge(marks)
             t = time.perf_counter()
             try:
                 v = judge.evaluate(problems[n], seeds[n], target=target)
