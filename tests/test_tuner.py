@@ -234,6 +234,23 @@ def test_a_resumed_search_replays_its_verdicts_before_planning(problem):
     assert [t.value for t in tuner.study.trials if t.user_attrs.get("candidate") == "r0-loop"] == [4.0]
 
 
+def test_promote_by_successive_halving_only_when_asked(problem):
+    """pruner="sha": a screened candidate goes on only when its screen time is among the best so far."""
+    screen = [1.0, 5.0, 0.5, 6.0, 7.0, 0.4, 8.0, 9.0]
+    answers = {}
+    for pruner in (None, "sha"):
+        tuner = Tuner(seed=0, pruner=pruner)
+        ctx = ctx_for(problem, {}, seed_hashes(problem))
+        answers[pruner] = []
+        for n, (idea, ms) in enumerate(zip(tuner.ideas(ctx, len(screen)), screen)):
+            src = tuner.implement(ctx, idea, None, 0).source
+            answers[pruner].append(tuner.promote(src, ms))
+            tuner.observe(f"c{n}", src, {"status": "correct", "ms": ms})
+    assert answers[None] == [True] * len(screen)
+    assert answers["sha"][:3] == [True, True, True]  # the first rung promotes while it has few peers
+    assert answers["sha"][5] is True and not any(answers["sha"][i] for i in (3, 4, 6, 7))  # 0.4 on, the slow ones off
+
+
 # -- constraints learned from build errors ----------------------------------------------------------------
 
 ASSERT_CPP = r"""

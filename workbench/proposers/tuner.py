@@ -300,9 +300,6 @@ class Tuner:
                 return p
         return None
 
-    def _close(self, p: Point) -> None:
-        self.closed.add(p)
-
     def _ban(self, c: Constraint) -> None:
         self.constraints.append(c)
         assert self.space is not None
@@ -314,8 +311,11 @@ class Tuner:
         from optuna.trial import TrialState
 
         assert self.space is not None and self.study is not None
-        if fixed is None and self.space.size <= ENUMERATE_LIMIT and self.remaining() <= 0:
-            return None
+        if fixed is None and self.space.size <= ENUMERATE_LIMIT:
+            if self.remaining() <= 0:
+                return None
+            if variant is not None and all(self._is_closed(p) for p in self.space.points(variant)):
+                variant = None  # that variant is used up: any other will do
         if fixed is not None:
             self.study.enqueue_trial(self._params(fixed)[0])
         for attempt in range(MAX_REDRAWS + 1):
@@ -330,11 +330,11 @@ class Tuner:
             p = self._suggest(trial)
             if fixed is not None and p == fixed:
                 self.trials[p] = trial
-                self._close(p)
+                self.closed.add(p)
                 return p
             if not self._is_closed(p) and source_hash(self.space.source(p)) not in ctx.tried:
                 self.trials[p] = trial
-                self._close(p)
+                self.closed.add(p)
                 return p
             # A closed point drawn again: a failed trial, which TPE ignores (it learns nothing new).
             trial.set_user_attr("redraw", True)
@@ -352,7 +352,7 @@ class Tuner:
                 self._hash_index = {source_hash(self.space.source(p)): p for p in self.space.points()}
             for h in new:
                 if h in self._hash_index:
-                    self._close(self._hash_index[h])
+                    self.closed.add(self._hash_index[h])
         self._synced |= new
         if self.observed:
             return  # the search reports verdicts; nothing to guess
@@ -374,7 +374,7 @@ class Tuner:
         if p in self.told:
             return
         self.told.add(p)
-        self._close(p)
+        self.closed.add(p)
         state = TrialState.COMPLETE if ms else TrialState.PRUNED
         trial = self.trials.get(p)
         if trial is None:  # evaluated without this tuner asking (a seed, a resumed run): add it
@@ -411,7 +411,7 @@ class Tuner:
                 return Implementation(None, self.name, error=f"not a point of this problem's space: {idea.data}")
             if index == 0:
                 p = space.point(variant, idea.data["assign"])
-                if p not in self.trials:  # an idea recorded by an earlier process: register it now
+                if p not in self.trials and p not in self.told:  # an idea an earlier process recorded
                     self._ask(ctx, fixed=p)
                 return Implementation(space.source(p), self.name)
             self._sync(ctx)
