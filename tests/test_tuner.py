@@ -441,3 +441,20 @@ def test_repair_is_refused(problem):
 def test_an_idea_not_of_this_space_is_a_recorded_failure(problem):
     impl = Tuner().implement(ctx_for(problem, {}, set()), Idea("x", "tuner", {"kind": "tune", "assign": {"A": "1"}}), None, 0)
     assert impl.source is None and impl.error
+
+
+def test_the_benchmarks_offline_replay_reaches_the_best_of_a_small_space(problem):
+    """benchmarks/tuner_vs_sweep.py replays the tuner against a swept table: with 16 open points and
+    make run's 40 candidates it must find the table's best (and must skip the point that fails to build)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tuner_vs_sweep", Path(__file__).resolve().parent.parent /
+                                                  "benchmarks" / "tuner_vs_sweep.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    space = Space(problem.seeds())
+    table = {p: {"status": "correct", "ms": 1.0 + (i * 7 % 18) / 10} for i, p in enumerate(space.points())}
+    broken = min(table, key=lambda p: table[p]["ms"])  # the fastest-looking point does not build
+    table[broken] = {"status": "build_error", "ms": None, "build_log": ""}
+    best = min(r["ms"] for r in table.values() if r["ms"])
+    assert bench.replay(problem, space, table, budget=40, seeds=3) == [best, best, best]
