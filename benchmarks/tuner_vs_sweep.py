@@ -6,8 +6,9 @@ For each problem (default softmax, layernorm, matmul_fp16):
 1. the tuner searches as `make run` does (5 rounds x 4 ideas x 2 implementations after the seeds,
    the search's defaults; no torch.compile baseline, which does not change any kernel's time);
 2. the sweep judges every point of the joint space (seed variant x its marked tunables), or, when the
-   space has more than --sweep-cap points, the tuner's best point plus a seeded random sample of the
-   rest; all variants are built at once first, then judged one by one against the search's baseline;
+   space has more than --sweep-cap points, the tuner's best point plus each variant's share of the
+   cap (small variants whole, a seeded random sample of the large ones); all are built at once
+   first, then judged one by one against the search's baseline;
 3. one row: points in the space, points swept, candidates the tuner used, the tuner's best as the
    search measured it, the sweep's time for that same point and the sweep's best, and their ratio
    (sweep time of the tuner's point / sweep best: one protocol, one process, so noise between runs
@@ -75,6 +76,20 @@ def run_tuner(problem_name: str, target: str, runs_dir: Path, seed: int, trials:
             "best": best and {"candidate": best["candidate"], "ms": best["ms"],
                               "source": store.candidate_path(best["candidate"]).read_text()},
             "baseline": store.get("baseline") or {}, "facts": (store.get("facts") or {}).get("facts", {})}
+
+
+def sweep_points(space: Any, cap: int, must: Any, rng: random.Random) -> list[Any]:
+    """The whole space, or at most `cap` points: `must` (the tuner's best), then each variant's share of
+    the rest, smallest variants first and whole when they fit, a seeded random sample of the others."""
+    if not cap or space.size <= cap:
+        return list(space.points())
+    chosen = [must] if must else []
+    variants = sorted(space.variants.values(), key=lambda v: v.size)
+    for i, v in enumerate(variants):
+        share = (cap - len(chosen)) // (len(variants) - i)
+        pool = [p for p in space.points(v.name) if p != must]
+        chosen += pool if len(pool) <= share else rng.sample(pool, share)
+    return chosen
 
 
 class OutOfTime(Exception):
@@ -179,7 +194,9 @@ def main() -> None:
     target = a.target or ("cuda" if torch.cuda.is_available() else "cpu")
     runs_dir = REPO_ROOT / "outputs" / "tuner_vs_sweep"
     deadline = time.time() + a.time_limit if a.time_limit else None
-    results = []
+    out = Path(a.json)
+    # One JSON for all problems: a run of one problem replaces its row and keeps the others'.
+    results = [r for r in (json.loads(out.read_text()) if out.is_file() else []) if r["problem"] not in a.problems]
     for name in a.problems:
         problem = load_problem(name)
         space = Space(problem.seeds())
@@ -187,13 +204,7 @@ def main() -> None:
         print(f"{name}: {space.size} points ({', '.join(f'{k} {n}' for k, n in sizes.items())})", flush=True)
         tuned = run_tuner(name, target, runs_dir, a.tuner_seed, a.trials, a.samples)
         tuner_point = space.locate(tuned["best"]["source"]) if tuned["best"] else None
-        everything = list(space.points())
-        if a.sweep_cap and len(everything) > a.sweep_cap:
-            rest = [p for p in everything if p != tuner_point]
-            random.Random(f"sweep-{name}").shuffle(rest)
-            points = ([tuner_point] if tuner_point else []) + rest[: a.sweep_cap - (1 if tuner_point else 0)]
-        else:
-            points = everything
+        points = sweep_points(space, a.sweep_cap, tuner_point, random.Random(f"sweep-{name}"))
         t = time.perf_counter()
         try:
             rows = sweep(problem, space, points, target, tuned["baseline"], tuned["facts"], a.trials, a.samples,
@@ -221,8 +232,8 @@ def main() -> None:
             result["replay_best_ms"] = found
             result["replay_ratios"] = [f / best_row["ms"] for f in found]
         results.append(result)
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(results, indent=1, default=str))  # after every problem: nothing lost
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1, default=str))  # after every problem: nothing lost
 
     print(f"\ntuner vs sweep on {results[0]['device'] if results else '-'} (make run's budget: 5 x 4 x 2 after the seeds)")
     head = f"{'problem':12s} {'points':>6s} {'swept':>6s} {'cands':>5s} {'tuner ms':>9s} {'sweep@tuner':>11s} " \
@@ -237,7 +248,7 @@ def main() -> None:
               f"{'-' if r['ratio'] is None else format(r['ratio'], '.3f'):>6s}  {rep_text}")
         print(f"{'':12s} tuner: {r['tuner_point']}   sweep best: {r['sweep_best_point']}")
     print(f"raw rows: {a.json}")
-    if not results or any(r["tuner_best_ms"] is None for r in results):
+    if not results or any(r["tuner_best_ms"] is None for r in results if r["problem"] in a.problems):
         sys.exit(1)
 
 
