@@ -7,8 +7,8 @@ For each problem (default softmax, layernorm, matmul_fp16):
    the search's defaults; no torch.compile baseline, which does not change any kernel's time);
 2. the sweep judges every point of the joint space (seed variant x its marked tunables), or, when the
    space has more than --sweep-cap points, the tuner's best point plus each variant's share of the
-   cap (small variants whole, a seeded random sample of the large ones); all are built at once
-   first, then judged one by one against the search's baseline;
+   cap (small variants whole, a seeded random sample of the large ones), through the judge's pool
+   (parallel builds, every GPU of the machine) against the search's baseline;
 3. one row: points in the space, points swept, candidates the tuner used, the tuner's best as the
    search measured it, the sweep's time for that same point and the sweep's best, and their ratio
    (sweep time of the tuner's point / sweep best: one protocol, one process, so noise between runs
@@ -19,7 +19,7 @@ Prints the table, writes the raw rows to --json.
 Every phase resumes: the search has a fixed run id (<problem>-seed<k> under outputs/tuner_vs_sweep/;
 a killed search continues from its log) and each swept point's verdict is appended to
 outputs/tuner_vs_sweep/<problem>-sweep.jsonl as it is judged. With --time-limit S the sweep stops
-between points after S seconds and the script exits 3: run the same command again to continue
+judging after S seconds and the script exits 3: run the same command again to continue
 (a search killed from outside also continues on the next run). Delete outputs/tuner_vs_sweep/ to
 start over.
 """
@@ -29,6 +29,7 @@ import argparse
 import json
 import random
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -98,9 +99,9 @@ class OutOfTime(Exception):
 
 def sweep(problem: Any, space: Any, points: list[Any], target: str, base: dict[str, Any], facts: dict[str, Any],
           trials: int, samples: int, cache: Path, deadline: float | None) -> list[dict[str, Any]]:
-    """Every point judged once (rows already in `cache` are reused), all built first, then judged in turn."""
-    from workbench.judge import evaluate
-    from workbench.pool import prebuild_all
+    """Every point judged once (rows already in `cache` are reused), through the judge's pool: built
+    in parallel, judged on every GPU of the machine, each verdict appended to `cache` as it comes."""
+    from workbench.pool import EvalPool
     from workbench.problem import REPO_ROOT
     from workbench.proposers.tuner import source_hash
 
@@ -116,40 +117,49 @@ def sweep(problem: Any, space: Any, points: list[Any], target: str, base: dict[s
                 done[row["hash"]] = row
     out_dir = REPO_ROOT / "outputs" / "sweeps" / problem.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    todo = []
+    todo: dict[Path, Any] = {}
     for p in points:
         text = space.source(p)
         if source_hash(text) not in done:
             path = out_dir / f"{p.variant}-{source_hash(text)}.py"
             path.write_text(text)
-            todo.append((p, path))
+            todo[path] = p
     print(f"  [sweep {problem.name}] {len(points)} points, {len(points) - len(todo)} already judged", flush=True)
-    if todo:
-        t = time.perf_counter()
-        prebuild_all([path for _, path in todo])
-        print(f"  [sweep {problem.name}] built {len(todo)} variants in {time.perf_counter() - t:.0f} s", flush=True)
-    for i, (p, path) in enumerate(todo):
-        if deadline is not None and time.time() > deadline:
-            raise OutOfTime(f"{problem.name}: {len(todo) - i} points left to sweep")
-        v = evaluate(problem, path, target=target, baseline=base, facts=facts, trials=trials, samples=samples)
+    lock = threading.Lock()
+    stopped = lambda: deadline is not None and time.time() > deadline  # noqa: E731
+
+    def record(path: Path, v: Any) -> None:
+        if stopped() and v.status == "error":
+            return  # not judged (stopped): left for the next run
+        p = todo[path]
         row = {"hash": source_hash(space.source(p)), "protocol": protocol, "point": point_text(p), "variant": p.variant,
                "assign": p.assign, "status": v.status, "ms": v.ms, "reasons": v.reasons[:2],
+               "device_index": getattr(v, "device_index", None),
                "build_log": v.build_log[-4000:] if v.status == "build_error" else ""}
-        with open(cache, "a") as f:
-            f.write(json.dumps(row, default=str) + "\n")
-        done[row["hash"]] = row
-        print(f"  [sweep {problem.name}] {i + 1}/{len(todo)} {row['point']} {v.status} {v.ms or '-'}", flush=True)
+        with lock:  # one device thread at a time
+            with open(cache, "a") as f:
+                f.write(json.dumps(row, default=str) + "\n")
+            done[row["hash"]] = row
+        print(f"  [sweep {problem.name}] {len(done)}/{len(points)} {row['point']} {v.status} {v.ms or '-'}", flush=True)
+
+    if todo:
+        pool = EvalPool(target, trials=trials, samples=samples, baseline=base, facts=facts)
+        pool.evaluate_many(problem, list(todo), on_done=record, should_stop=stopped)
+    missing = [p for p in points if source_hash(space.source(p)) not in done]
+    if missing:
+        raise OutOfTime(f"{problem.name}: {len(missing)} points left to sweep")
     return [done[source_hash(space.source(p))] for p in points]
 
 
-def replay(problem: Any, space: Any, table: dict[Any, dict[str, Any]], budget: int, seeds: int) -> list[float]:
+def replay(problem: Any, space: Any, table: dict[Any, dict[str, Any]], budget: int, seeds: int,
+           sampler: str = "tpe") -> list[float]:
     """The tuner against the sweep's measured table (whole space swept): its best ms per tuner seed."""
     from workbench.proposers.proposal import Context
     from workbench.proposers.tuner import Tuner, source_hash
 
     found = []
     for seed in range(seeds):
-        tuner, tried, judged = Tuner(seed, budget=budget), set(), []
+        tuner, tried, judged = Tuner(seed, budget=budget, sampler=sampler), set(), []
         for path in problem.seeds():  # round 0: the seeds as written
             p = space.locate(path.read_text())
             tried.add(source_hash(path.read_text()))
@@ -231,18 +241,21 @@ def main() -> None:
             found = replay(problem, space, by_point, tuned["budget"], a.replay_seeds)
             result["replay_best_ms"] = found
             result["replay_ratios"] = [f / best_row["ms"] for f in found]
+            rand = replay(problem, space, by_point, tuned["budget"], a.replay_seeds, sampler="random")
+            result["replay_random_ratios"] = [f / best_row["ms"] for f in rand]  # the baseline TPE must beat
         results.append(result)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1, default=str))  # after every problem: nothing lost
 
     print(f"\ntuner vs sweep on {results[0]['device'] if results else '-'} (make run's budget: 5 x 4 x 2 after the seeds)")
     head = f"{'problem':12s} {'points':>6s} {'swept':>6s} {'cands':>5s} {'tuner ms':>9s} {'sweep@tuner':>11s} " \
-           f"{'sweep best':>10s} {'ratio':>6s}  replay ratios (worst, median)"
+           f"{'sweep best':>10s} {'ratio':>6s}  replay worst/median: tpe | random"
     print(head)
     for r in results:
         f = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731
-        rep = sorted(r.get("replay_ratios") or [])
-        rep_text = f"{rep[-1]:.3f}, {rep[len(rep) // 2]:.3f}" if rep else "(sweep capped)"
+        rep, rnd = sorted(r.get("replay_ratios") or []), sorted(r.get("replay_random_ratios") or [])
+        rep_text = f"{rep[-1]:.3f}/{rep[len(rep) // 2]:.3f} | {rnd[-1]:.3f}/{rnd[len(rnd) // 2]:.3f}" if rep and rnd \
+            else "(sweep capped)"
         print(f"{r['problem']:12s} {r['space_points']:6d} {r['swept']:6d} {r['tuner_candidates']:5d} "
               f"{f(r['tuner_best_ms']):>9s} {f(r['sweep_ms_of_tuner_point']):>11s} {f(r['sweep_best_ms']):>10s} "
               f"{'-' if r['ratio'] is None else format(r['ratio'], '.3f'):>6s}  {rep_text}")
