@@ -256,7 +256,7 @@ def main() -> None:
         rep, rnd = sorted(r.get("replay_ratios") or []), sorted(r.get("replay_random_ratios") or [])
         rep_text = f"{rep[-1]:.3f}/{rep[len(rep) // 2]:.3f} | {rnd[-1]:.3f}/{rnd[len(rnd) // 2]:.3f}" if rep and rnd \
             else "(sweep capped)"
-        print(f"{r['problem']:12s} {r['space_points']:6d} {r['swept']:6d} {r['tuner_candidates']:5d} "
+        print(f"{Path(r['problem']).name:12s} {r['space_points']:6d} {r['swept']:6d} {r['tuner_candidates']:5d} "
               f"{f(r['tuner_best_ms']):>9s} {f(r['sweep_ms_of_tuner_point']):>11s} {f(r['sweep_best_ms']):>10s} "
               f"{'-' if r['ratio'] is None else format(r['ratio'], '.3f'):>6s}  {rep_text}")
         print(f"{'':12s} tuner: {r['tuner_point']}   sweep best: {r['sweep_best_point']}")
