@@ -112,7 +112,7 @@ def scan_source(source: str, filename: str = "<candidate>") -> list[str]:
                     if why := _attribute_refusal(part):
                         bad(f"imports {'.'.join(parts)!r}: {why} {part!r}", node)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES | INTROSPECTION_NAMES:
+        if isinstance(node, ast.Name) and (node.id in FORBIDDEN_NAMES | INTROSPECTION_NAMES or _asks_profiler(node.id)):
             bad(f"uses {node.id!r}", node)
         elif isinstance(node, ast.Attribute):
             if why := _attribute_refusal(node.attr):
@@ -149,10 +149,18 @@ def scan_source(source: str, filename: str = "<candidate>") -> list[str]:
     return sorted(set(found))
 
 
+def _asks_profiler(name: str) -> bool:
+    """Whether the profiler is watching is none of a kernel's business, however the query is named."""
+    low = name.lower()
+    return "profiler" in low or "kineto" in low or "record_function" in low
+
+
 def _attribute_refusal(attr: str) -> str | None:
     """Why reading attribute `attr` is refused, or None."""
     if attr in FORBIDDEN_NAMES or attr in INTROSPECTION_NAMES:
         return "uses"
+    if _asks_profiler(attr):
+        return "queries the profiler:"
     if attr in FRAME_ATTRS:
         return "reads a frame or traceback attribute"
     if attr in MODULE_ATTRS:
@@ -209,31 +217,93 @@ def _aten_name(op: str) -> str:
     return op.split("::", 1)[1].split(".")[0] if op.startswith("aten::") else op
 
 
-def check_runtime(facts: dict[str, Any]) -> list[str]:
-    """Reason codes from the worker's runtime facts of one audited call."""
+def _is_own(kernel_name: str, own: set[str]) -> bool:
+    return any(re.search(rf"(^|[\s:]){re.escape(o)}\s*[<(]", kernel_name) or kernel_name == o for o in own)
+
+
+def _compute_ops(call: dict[str, Any]) -> set[str]:
+    return {op for op in call.get("aten_ops", []) if op.startswith("aten::") and _aten_name(op) not in ALLOWED_ATEN}
+
+
+def _kernel_sets(call: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(own kernel names, foreign kernel names) of one call; torch's own fill/copy kernels excluded."""
+    own = set(call.get("own_kernels", []))
+    mine, foreign = set(), set()
+    for k in call.get("kernels", []):
+        if _is_own(k["name"], own):
+            mine.add(k["name"])
+        elif "at::native::" not in k["name"]:
+            foreign.add(k["name"])
+    return mine, foreign
+
+
+def check_runtime(facts: dict[str, Any] | list[dict[str, Any]], policy: str = "strict") -> list[str]:
+    """Reason codes from the worker's runtime facts: one audited call (a dict) or every audited
+    call (a list of dicts, same format), which must then also agree with each other.
+    policy "partial" lets torch compute part of the work but requires the candidate's own
+    kernels in every call (`no_own_kernel:`, a cheat code)."""
+    if policy not in ("strict", "partial"):
+        raise ValueError(f"policy must be 'strict' or 'partial', not {policy!r}")
+    calls = facts if isinstance(facts, list) else [facts]
+    codes: list[str] = []
+    for i, call in enumerate(calls):
+        for code in _check_call(call, policy, f"call {i}: " if len(calls) > 1 else ""):
+            if code not in codes:
+                codes.append(code)
+    return codes + consistent(calls)
+
+
+def _check_call(facts: dict[str, Any], policy: str, label: str) -> list[str]:
     codes = []
-    bad_ops = sorted({op for op in facts.get("aten_ops", []) if op.startswith("aten::") and _aten_name(op) not in ALLOWED_ATEN})
-    if bad_ops:
-        codes.append(f"torch_compute: forward calls torch compute ops {', '.join(bad_ops[:8])}")
-    own = set(facts.get("own_kernels", []))
+    bad_ops = sorted(_compute_ops(facts))
+    if bad_ops and policy == "strict":
+        codes.append(f"torch_compute: {label}forward calls torch compute ops {', '.join(bad_ops[:8])}")
+    mine, foreign = _kernel_sets(facts)
+    if foreign and policy == "strict":
+        codes.append(f"library_kernel: {label}GPU kernels that are not the candidate's own: {'; '.join(sorted(n[:120] for n in foreign)[:4])}")
+    if policy == "partial" and facts.get("kernels") is not None and facts.get("own_kernels") and not mine:
+        codes.append(f"no_own_kernel: {label}none of the candidate's own kernels ran (it declares {', '.join(sorted(facts['own_kernels'])[:4])})")
     marker = facts.get("marker_stream")
-    foreign, other_stream = set(), set()
-    for k in facts.get("kernels", []):
-        name = k["name"]
-        mine = any(re.search(rf"(^|[\s:]){re.escape(o)}\s*[<(]", name) or name == o for o in own)
-        if not mine and "at::native::" not in name:
-            foreign.add(name[:120])
-        if marker is not None and k.get("stream") is not None and k["stream"] != marker:
-            other_stream.add(f"{name[:60]} on stream {k['stream']}")
-    if foreign:
-        codes.append(f"library_kernel: GPU kernels that are not the candidate's own: {'; '.join(sorted(foreign)[:4])}")
+    other_stream = {f"{k['name'][:60]} on stream {k['stream']}" for k in facts.get("kernels", [])
+                    if marker is not None and k.get("stream") is not None and k["stream"] != marker}
     if other_stream:
-        codes.append(f"other_stream: kernels off the current stream ({marker}): {'; '.join(sorted(other_stream)[:4])}")
+        codes.append(f"other_stream: {label}kernels off the current stream ({marker}): {'; '.join(sorted(other_stream)[:4])}")
     if facts.get("threads_added", 0) > 0:
-        codes.append(f"threads: forward left {facts['threads_added']} new thread(s) running")
+        codes.append(f"threads: {label}forward left {facts['threads_added']} new thread(s) running")
     if facts.get("tamper"):
-        codes.append(f"tamper: patched {', '.join(facts['tamper'][:8])}")
+        codes.append(f"tamper: {label}patched {', '.join(facts['tamper'][:8])}")
     return codes
+
+
+def consistent(calls: list[dict[str, Any]]) -> list[str]:
+    """Codes for a candidate whose work differs between audited calls (honest only while watched,
+    or only on the first call): its compute ops or its kernels must be the same set every time."""
+    if len(calls) < 2:
+        return []
+    codes = []
+    ops0, (mine0, foreign0) = _compute_ops(calls[0]), _kernel_sets(calls[0])
+    for i, call in enumerate(calls[1:], start=1):
+        ops, (mine, foreign) = _compute_ops(call), _kernel_sets(call)
+        if ops != ops0:
+            codes.append(f"torch_compute: the torch compute ops of call {i} differ from call 0's "
+                         f"(only in call {i}: {sorted(ops - ops0)[:6]}; only in call 0: {sorted(ops0 - ops)[:6]})")
+        if mine != mine0 or foreign != foreign0:
+            diff = sorted((mine ^ mine0) | (foreign ^ foreign0))
+            codes.append(f"library_kernel: call {i} ran a different set of kernels than call 0: {'; '.join(n[:80] for n in diff[:4])}")
+    return codes
+
+
+def device_share(call: dict[str, Any]) -> dict[str, float]:
+    """Fractions of one call's kernel time spent in the candidate's own kernels and in torch's."""
+    own = set(call.get("own_kernels", []))
+    total = mine = 0.0
+    for k in call.get("kernels", []):
+        dur = float(k.get("dur_us") or 0.0)
+        total += dur
+        mine += dur if _is_own(k["name"], own) else 0.0
+    if total <= 0:
+        return {"own": 0.0, "torch": 0.0}
+    return {"own": mine / total, "torch": (total - mine) / total}
 
 
 # -- link audit: what the built C++ can call, read from the library itself ----------------------------
