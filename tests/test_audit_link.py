@@ -133,3 +133,56 @@ def test_bad_policy_and_non_elf(tmp_path):
         link_audit(tmp_path / "x.so", use_nm=False)
     with pytest.raises(ValueError):
         link_audit(tmp_path / "x.so", policy="lenient")
+
+
+# -- the same audit on what load_inline really builds (the workbench's cached builder) --------------
+ROOT = Path(__file__).resolve().parents[1]
+CPU_CANDIDATES = ROOT / "tests" / "candidates" / "cpu"
+# candidate file -> codes its extension must get under "strict"
+CPU_BUILDS = {"relu_small": set(), "softmax_small": set(), "matmul_small": set(), "matmul_small_bf16": set(),
+              "layernorm_small": set(), "scale_shift": set(), "aten_cpu_mm": {"torch_compute"},
+              "record_guard_einsum": {"forbidden_source", "torch_compute"}}
+CUDA_FILES = sorted(ROOT.glob("problems/*/seeds/*.py")) + sorted((ROOT / "tests" / "candidates" / "cuda").glob("*.py"))
+CUDA_EXPECT = {"aten_cuda_mm": {"torch_compute"}, "record_guard_einsum": {"forbidden_source", "torch_compute"},
+               "cublas": {"torch_compute"}}
+
+
+def _built_libraries(path: Path) -> list[Path]:
+    """Import a candidate as the worker does and return the libraries its load_inline calls built."""
+    import importlib.util
+
+    from workbench import build
+
+    before = len(build.BUILDS)
+    spec = importlib.util.spec_from_file_location(f"link_audit_{path.parent.name}_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    with build.patched_load_inline():
+        spec.loader.exec_module(module)
+    return [Path(b.library) for b in build.BUILDS[before:] if b.ok and b.library]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CPU_BUILDS))
+def test_link_audit_on_load_inline_builds(name):
+    libs = _built_libraries(CPU_CANDIDATES / f"{name}.py")
+    assert libs
+    for lib in libs:
+        assert _codes(link_audit(lib)) == CPU_BUILDS[name], link_audit(lib)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("path", CUDA_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_link_audit_on_cuda_seed_and_candidate_builds(path):
+    """Every CUDA seed and honest CUDA test candidate passes; the native cheats are refused."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    if path.stem in ("hang_kernel", "illegal_address"):
+        pytest.skip("builds like relu; nothing new for the link audit")
+    libs = _built_libraries(path)
+    assert libs
+    expect = CUDA_EXPECT.get(path.stem, set()) if "candidates" in path.parts else set()
+    for lib in libs:
+        assert _codes(link_audit(lib)) == expect, link_audit(lib)

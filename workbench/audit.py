@@ -455,10 +455,12 @@ LINK_RULES = [
     ("forbidden_source", re.compile(r"^at::(enableRecordFunction|isRecordFunctionEnabled|\w*RecordFunction\w*|"
                                     r"add\w*Callback|remove\w*Callback|clear\w*Callbacks|hasCallbacks)\b"),
      "switches record functions (the profiler's view) off or hooks them"),
-    ("forbidden_source", re.compile(r"^c10::impl::(ExcludeDispatchKeyGuard|IncludeDispatchKeyGuard|"
-                                    r"ForceDispatchKeyGuard|tls_set_dispatch_key_excluded|tls_set_dispatch_key_included|"
-                                    r"_force_tls_local_dispatch_key_set)|^(at|c10)::AutoDispatchBelow|"
-                                    r"^(at|c10)::AutoNonVariableTypeMode"), "changes which dispatch keys run"),
+    # ExcludeDispatchKeyGuard is allowed: torch::empty_like and the other torch:: factories hold one
+    # (AutoDispatchBelowADInplaceOrView, inline) in every honest extension, and which keys it excludes
+    # is an argument the symbol does not show. Excluding keys does not hide ops from record functions.
+    ("forbidden_source", re.compile(r"^c10::impl::(IncludeDispatchKeyGuard|ForceDispatchKeyGuard|"
+                                    r"tls_set_dispatch_key_excluded|tls_set_dispatch_key_included|"
+                                    r"_force_tls_local_dispatch_key_set)"), "changes which dispatch keys run"),
     ("forbidden_source", re.compile(r"^(torch::autograd::profiler|torch::profiler|libkineto|at::Kineto|cupti|Cupti)"),
      "touches the profiler"),
     ("library_kernel", re.compile(r"^(cublas|cublasLt|cudnn|cufft|cusparse|cusolver|curand|nccl)\w*$|"
@@ -496,3 +498,34 @@ def link_audit(library: str | Path, policy: str = "strict", use_nm: bool | None 
             found.setdefault(hit, []).append(sym)
     return [f"{code}: extension {library.name} {why}: {', '.join(sorted(syms)[:6])}"
             for (code, why), syms in sorted(found.items())]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m workbench.audit PATH...`: link-audit every built extension (.so) under the paths."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("paths", nargs="+", type=Path, help=".so files or directories holding them (a build cache)")
+    parser.add_argument("--policy", choices=("strict", "partial"), default="strict")
+    parser.add_argument("--elf", action="store_true", help="read symbols with the built-in ELF reader, not nm")
+    args = parser.parse_args(argv)
+    libraries = sorted({so for p in args.paths for so in ([p] if p.is_file() else p.rglob("*.so"))})
+    if not libraries:
+        print("no .so files under " + ", ".join(map(str, args.paths)))
+        return 2
+    refused = 0
+    for so in libraries:
+        t = time.perf_counter()
+        codes = link_audit(so, args.policy, use_nm=False if args.elf else None)
+        ms = (time.perf_counter() - t) * 1e3
+        refused += bool(codes)
+        print(f"{'REFUSED' if codes else 'ok     '} {ms:6.1f} ms  {so}")
+        for c in codes:
+            print(f"          {c}")
+    print(f"{len(libraries)} libraries, {refused} refused ({args.policy})")
+    return 1 if refused else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

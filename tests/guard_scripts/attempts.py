@@ -151,3 +151,8 @@ def honest_write(directory):
 def honest_environ():
     os.environ["WORKBENCH_TEST_FLAG"] = "1"
     return os.environ.get("WORKBENCH_TEST_FLAG") == "1"
+
+
+def honest_build(builder, path):
+    """A candidate's import calls the harness's builder (load_inline); the builder suspends the guard."""
+    return builder(path)

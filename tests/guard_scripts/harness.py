@@ -33,6 +33,19 @@ def harness_write(path):
     return "ok"
 
 
+def builder(path):
+    """Like workbench.build.load_inline: harness code the candidate calls, which suspends the guard
+    itself for its compiler run and cache writes (no candidate code runs inside)."""
+    import subprocess
+
+    with guard.suspended():
+        subprocess.run(["true"], check=True)
+        with open(path, "w") as f:
+            f.write("built")
+        os.remove(path)
+    return True
+
+
 def serve(forward):
     replies = []
 
@@ -87,6 +100,7 @@ def main():
         "candidate_namedtuple": mod.honest_namedtuple(),
         "write_allowed_dir": mod.honest_write(ALLOWED_DIR),
         "environ_write": mod.honest_environ(),
+        "candidate_calls_harness_builder": mod.honest_build(builder, os.path.join(os.path.dirname(ALLOWED_DIR), "guard-build-probe")),
         "harness_write": harness_write(os.path.join(os.path.dirname(ALLOWED_DIR), "guard-harness-probe")) == "ok",
     }
     PROTO.write(json.dumps({"results": results, "honest": honest, "violations": guard.violations(),
