@@ -108,8 +108,11 @@ def _known_code(harness: tuple[str, ...]) -> tuple[dict[int, Any], dict[int, Any
             known[id(c)] = c
             stack.extend(k for k in c.co_consts if type(k) is types.CodeType)
     trusted: dict[int, Any] = {}
+    package_dir = os.path.dirname(os.path.realpath(__file__))
     for name, mod in list(sys.modules.items()):
-        if not any(name == h or name.startswith(h + ".") for h in harness) or name == __name__:
+        file = getattr(mod, "__file__", None) or ""
+        in_package = bool(file) and os.path.dirname(os.path.realpath(file)) == package_dir  # `python -m workbench.worker` is __main__
+        if not (in_package or any(name == h or name.startswith(h + ".") for h in harness)) or mod is sys.modules[__name__]:
             continue
         todo = list(vars(mod).values())
         while todo:

@@ -4,13 +4,17 @@ loads a candidate (fresh code, made after arming) and prints one JSON line of wh
 import importlib.util
 import json
 import os
+import subprocess  # before arming, as torch does in the worker: code imported later is not trusted
 import sys
 import tempfile
 import time
 from collections import namedtuple
 
-import torch
-import torch.nn as nn
+try:
+    import torch
+    import torch.nn as nn
+except ImportError:  # the guard itself needs no torch: lets other interpreters run this script
+    torch = None
 
 sys.path.insert(0, sys.argv[1])  # the worktree whose workbench package is under test
 from workbench import guard  # noqa: E402
@@ -36,8 +40,6 @@ def harness_write(path):
 def builder(path):
     """Like workbench.build.load_inline: harness code the candidate calls, which suspends the guard
     itself for its compiler run and cache writes (no candidate code runs inside)."""
-    import subprocess
-
     with guard.suspended():
         subprocess.run(["true"], check=True)
         with open(path, "w") as f:
@@ -58,6 +60,8 @@ def serve(forward):
 
 
 def per_forward_us(model, x, n=5000):
+    if torch is None:
+        return 0.0
     with torch.no_grad():
         for _ in range(100):
             model(x)
@@ -76,7 +80,7 @@ def per_open_us(n=2000):
 
 
 def main():
-    lin, x = nn.Linear(16, 16), torch.randn(4, 16)
+    lin, x = (nn.Linear(16, 16), torch.randn(4, 16)) if torch else (None, None)
     before_us, open_before_us = per_forward_us(lin, x), per_open_us()
     guard.install()
     t = time.perf_counter()
@@ -94,8 +98,8 @@ def main():
     results["callback_in_suspension"] = mod.callback_attack(with_guard_suspended)
     results["candidate_suspends"] = mod.suspend_attack(guard)
     honest = {
-        "linear": bool(torch.isfinite(lin(x)).all()),
-        "torch_ops": float(torch.relu(torch.arange(-2.0, 3.0)).sum()) == 3.0,
+        "linear": torch is None or bool(torch.isfinite(lin(x)).all()),
+        "torch_ops": torch is None or float(torch.relu(torch.arange(-2.0, 3.0)).sum()) == 3.0,
         "namedtuple": namedtuple("P", "a b")(1, 2).b == 2,
         "candidate_namedtuple": mod.honest_namedtuple(),
         "write_allowed_dir": mod.honest_write(ALLOWED_DIR),
