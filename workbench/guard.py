@@ -43,7 +43,7 @@ _FRAME_ATTRS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back", "tb_ne
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 # Events refused whatever their arguments, while armed.
 _ALWAYS = ("sys._current_frames", "sys._current_exceptions", "gc.get_objects", "gc.get_referrers",
-           "gc.get_referents", "sys.settrace", "sys.setprofile", "sys.addaudithook", "ctypes.", "subprocess.",
+           "gc.get_referents", "sys.settrace", "sys.setprofile", "sys.addaudithook", "sys.monitoring.", "ctypes.", "subprocess.",
            "os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.kill",
            "os.killpg", "pty.", "socket.", "signal.pthread_kill", "resource.setrlimit", "resource.prlimit",
            "mmap.__new__", "webbrowser.", "urllib.", "http.", "ftplib.", "smtplib.", "poplib.", "imaplib.",
@@ -210,6 +210,8 @@ def _make_hook() -> Any:
             if code is None or id(code) not in state["known"]:
                 return "calls sys._getframe"
             module = os.path.splitext(os.path.basename(code.co_filename))[0]
+            if module == "__init__":  # a package: logging/__init__.py is "logging"
+                module = os.path.basename(os.path.dirname(code.co_filename))
             return "gets a frame through " + module + "." + code.co_name if (module, code.co_name) in _FRAME_LEAKERS else None
         if event in ("function.__new__", "code.__new__", "marshal.loads", "marshal.load"):
             if caller is None or id(caller.f_code) not in state["known"]:

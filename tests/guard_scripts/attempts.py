@@ -17,6 +17,13 @@ def _frame_via_traceback():
         return getattr(tb, "tb_fr" + "ame")
 
 
+def _exc_info_frame():
+    try:
+        raise RuntimeError
+    except RuntimeError:
+        return sys.exc_info()[2].tb_frame
+
+
 def _gen():
     yield 1
 
@@ -41,6 +48,8 @@ ATTEMPTS = {
     "inspect_currentframe": lambda: inspect.currentframe(),
     "inspect_stack": lambda: inspect.stack(),
     "traceback_walk_stack": lambda: next(traceback.walk_stack(None)),
+    "logging_currentframe": lambda: __import__("logging").currentframe(),
+    "exc_info_frame": lambda: _exc_info_frame(),
     "current_frames": lambda: sys._current_frames(),
     "gi_frame": lambda: _gen().gi_frame,
     "code_object": lambda: (lambda: 0).__code__,
