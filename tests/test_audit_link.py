@@ -1,7 +1,10 @@
 """The link audit on real shared libraries: small extensions in tests/link_sources are built once
 (g++, and nvcc for the CUDA ones: it compiles without a GPU) into a cache in the temp dir, then
 each library's undefined symbols must give exactly the codes below, with nm and with the
-pure-Python ELF reader alike."""
+pure-Python ELF reader alike.
+
+Building the libraries that include torch headers costs ~30 s of CPU once (3 min of wall time on a
+loaded 2-core box), so those tests are slow; the torch-free library keeps the fast tier honest."""
 from __future__ import annotations
 
 import hashlib
@@ -73,19 +76,37 @@ def _compile_and_link(name: str, sources: list[Path], incs: list[str], work: Pat
     subprocess.run(link, check=True, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def libraries() -> dict[str, Path]:
+FAST = {"process_control"}  # no torch headers: builds in about a second
+
+
+def _cache() -> Path:
     cache = Path(tempfile.gettempdir()) / "workbench-link-audit"
     cache.mkdir(exist_ok=True)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def libraries() -> dict[str, Path]:
     names = [n for n in EXPECT if CUDA_HOME is not None or not _needs_cuda(n)]
     with ThreadPoolExecutor(2) as pool:
-        return dict(zip(names, pool.map(lambda n: _build(n, cache), names)))
+        return dict(zip(names, pool.map(lambda n: _build(n, _cache()), names)))
+
+
+def test_process_control_library_fast():
+    """The fast tier: one torch-free library through both symbol readers."""
+    lib = _build("process_control", _cache())
+    for use_nm in ([True] if shutil.which("nm") else []) + [False]:
+        found = link_audit(lib, use_nm=use_nm)
+        assert _codes(found) == {"forbidden_source"}, found
+        for sym in ("dlopen", "dlsym", "fork", "socket", "std::thread::"):
+            assert sym in found[0], (sym, found)
 
 
 def _codes(found: list[str]) -> set[str]:
     return {c.split(":", 1)[0] for c in found}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECT))
 @pytest.mark.parametrize("use_nm", [True, False], ids=["nm", "elf"])
 def test_link_audit_verdicts(libraries, name, use_nm):
@@ -100,6 +121,7 @@ def test_link_audit_verdicts(libraries, name, use_nm):
     assert _codes(got_partial) == partial, got_partial
 
 
+@pytest.mark.slow
 def test_nm_and_elf_reader_name_the_same_calls(libraries):
     if shutil.which("nm") is None:
         pytest.skip("no binutils")
@@ -109,6 +131,7 @@ def test_nm_and_elf_reader_name_the_same_calls(libraries):
         assert interesting & by_nm == interesting & by_elf, (name, sorted(by_nm ^ by_elf)[:20])
 
 
+@pytest.mark.slow
 def test_link_audit_names_what_it_refuses(libraries):
     text = " ".join(link_audit(libraries["cpu_structured_mm"]) + link_audit(libraries["guarded_einsum"])
                     + link_audit(libraries["process_control"]))
@@ -117,6 +140,7 @@ def test_link_audit_names_what_it_refuses(libraries):
         assert sym in text, (sym, text)
 
 
+@pytest.mark.slow
 def test_link_audit_cost(libraries):
     for use_nm in ([True] if shutil.which("nm") else []) + [False]:
         t = time.perf_counter()
