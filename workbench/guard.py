@@ -112,7 +112,7 @@ def _known_code(harness: tuple[str, ...]) -> tuple[dict[int, Any], dict[int, Any
     for name, mod in list(sys.modules.items()):
         file = getattr(mod, "__file__", None) or ""
         in_package = bool(file) and os.path.dirname(os.path.realpath(file)) == package_dir  # `python -m workbench.worker` is __main__
-        if not (in_package or any(name == h or name.startswith(h + ".") for h in harness)) or mod is sys.modules[__name__]:
+        if not (in_package or any(name == h or name.startswith(h + ".") for h in harness)) or mod is sys.modules.get(__name__):
             continue
         todo = list(vars(mod).values())
         while todo:
