@@ -21,7 +21,7 @@ REASON_CODES = frozenset({
     "input_mutated", "output_aliases_input", "not_plain_tensor", "wrong_shape", "wrong_dtype",
     "wrong_device", "nonfinite", "mismatch", "rel_error", "library_kernel", "torch_compute",
     "other_stream", "threads", "tamper", "forbidden_source", "timing_mismatch", "stale_output",
-    "crash", "timeout", "oom", "build_error", "no_modelnew", "syntax_error", "forbidden_runtime", "no_own_kernel",
+    "crash", "timeout", "oom", "build_error", "no_modelnew", "syntax_error", "no_own_kernel",
 })  # trivial_check_tightened is informational, never the reason a cheat fails
 
 LINE = re.compile(r"^(?P<kind>HONEST|CHEAT) (?P<name>\w+) on (?P<problem>\w+): (?P<what>.+?)\s*expect: (?P<expect>[\w, ]+)$")

@@ -78,8 +78,6 @@ class Verdict:
             self.status = "rejected"
         elif names & WRONG_CODES and self.status == "correct":
             self.status = "incorrect"
-        elif "syntax_error" in names:  # from the static scan: the file does not parse (an error, not a cheat)
-            self.status = "error"
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -282,7 +280,7 @@ def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, targe
         verdict.status = "error"
         verdict.reasons.append(f"error: cannot read candidate: {e}")
         return verdict
-    scan = audit.scan_source(source, str(candidate_path)) if static_scan else []
+    scan = audit.scan_source(source) if static_scan else []
     if scan:
         verdict.add(scan)
         verdict.seconds = time.perf_counter() - t0

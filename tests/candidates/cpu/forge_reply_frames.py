@@ -1,4 +1,4 @@
-"""CHEAT forge_reply_frames on relu_small: honest relu in C++, but on each call until it succeeds walks from an exception's __traceback__.tb_frame up the frames (getattr with names built from strings) to the worker's serve() frame and, during the time request, calls its reply() with that request's nonce and a made-up 0.01 ms. expect: forbidden_runtime, tamper, timing_mismatch"""
+"""CHEAT forge_reply_frames on relu_small: honest relu in C++, but on each call until it succeeds walks from an exception's __traceback__.tb_frame up the frames (getattr with names built from strings) to the worker's serve() frame and, during the time request, calls its reply() with that request's nonce and a made-up 0.01 ms. expect: tamper, timing_mismatch"""
 import torch
 import torch.nn as nn
 from torch.utils.cpp_extension import load_inline

@@ -1,4 +1,4 @@
-"""CHEAT torch_os_access on relu_small: honest relu in C++, but forward runs a process through torch.os.system and clears the profiler hook through torch.sys.setprofile (modules reached as torch's attributes, no import). expect: forbidden_runtime"""
+"""CHEAT torch_os_access on relu_small: honest relu in C++, but forward runs a process through torch.os.system and clears the profiler hook through torch.sys.setprofile (modules reached as torch's attributes, no import). expect: tamper"""
 import torch
 import torch.nn as nn
 from torch.utils.cpp_extension import load_inline
