@@ -615,6 +615,167 @@ def judge_digest() -> str:
     return digest(sorted(Path(__file__).resolve().parent.glob("*.py")))
 
 
+# ---------------------------------------------------------------------------------------------
+# `python -m workbench.sandbox --selftest [--build]`: what holds on this machine, one table
+
+_PROBE_CHILD = r"""
+import glob, json, os, socket, subprocess, sys, time
+target, port, build = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+r = {}
+t = time.perf_counter()
+try:
+    import torch
+    r["torch"] = torch.__version__
+    if torch.cuda.is_available():
+        x = torch.arange(1 << 20, device="cuda", dtype=torch.float32)
+        r["cuda"] = f"ok, {torch.cuda.get_device_name()}, sum {(x * 2).sum().item():.0f}"
+    else:
+        r["cuda"] = "no CUDA device"
+    if build and torch.cuda.is_available():
+        from torch.utils.cpp_extension import load_inline
+        cu = ("__global__ void twice(float* x, int n) { int i = blockIdx.x * blockDim.x + threadIdx.x;"
+              " if (i < n) x[i] *= 2.f; }\n"
+              "void launch(float* x, int n) { twice<<<(n + 255) / 256, 256>>>(x, n); }\n")
+        cpp = ("#include <torch/extension.h>\nvoid launch(float* x, int n);\n"
+               "void run(torch::Tensor x) { launch(x.data_ptr<float>(), x.numel()); }\n")
+        m = load_inline("sandbox_selftest", cpp_sources=cpp, cuda_sources=cu, functions=["run"],
+                        no_implicit_headers=True)
+        y = torch.ones(1000, device="cuda")
+        m.run(y)
+        r["build"] = f"ok, sum {y.sum().item():.0f} (expect 2000)"
+except Exception as e:
+    r["cuda"] = f"FAILED: {type(e).__name__}: {e}"[:200]
+r["torch_s"] = round(time.perf_counter() - t, 2)
+try:
+    open(os.path.join(target, ".sandbox-selftest"), "w").close()
+    r["readonly"] = "WROTE"
+except OSError as e:
+    r["readonly"] = f"refused ({e.strerror})"
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+rc = libc.mount(None, target.encode(), None, 32 | 4096, None)  # MS_REMOUNT | MS_BIND: read-write again
+r["remount"] = "REMOUNTED" if rc == 0 else f"refused ({os.strerror(ctypes.get_errno())})"
+try:
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    r["network"] = "CONNECTED"
+except OSError as e:
+    r["network"] = f"unreachable ({e.strerror})"
+d = subprocess.Popen([sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(600)"],
+                     start_new_session=True, stdout=subprocess.PIPE)
+r["daemon_pid"] = int(d.stdout.readline())
+r["env"] = sorted(os.environ)
+r["cwd"], r["home"], r["uid"] = os.getcwd(), os.environ.get("HOME", ""), os.getuid()
+r["caps"] = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0]
+r["procs"] = sum(n.isdigit() for n in os.listdir("/proc"))
+r["dev_nvidia"] = len(glob.glob("/dev/nvidia*"))
+print(json.dumps(r), flush=True)
+time.sleep(600)
+"""
+
+
+def _selftest(build: bool) -> int:
+    import socket
+    import tempfile
+    repo = Path(__file__).resolve().parent.parent
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    port = server.getsockname()[1]
+    base = {**os.environ, "OPENAI_API_KEY": "sk-selftest-openai-000", "GEMINI_API_KEY": "selftest-gemini-000",
+            "CUDA_AUTH_TOKEN": "selftest-token-000"}
+    configs = {"judge (ro repo, host /proc)": ([repo], False), "strict (ro /, own /proc)": ([Path("/")], True)}
+    rows: dict[str, dict[str, str]] = {}
+    failed = False
+    print(f"available: {available().summary()}", flush=True)
+    for name, (readonly, new_proc) in configs.items():
+        with tempfile.TemporaryDirectory(prefix="sandbox-selftest-") as tmp:
+            scratch = Path(tmp)
+            t = time.perf_counter()
+            try:
+                proc, conf = spawn([sys.executable, "-c", _PROBE_CHILD, str(repo), str(port), "1" if build else "0"],
+                                   scratch=scratch, readonly=readonly, env=worker_env(base, scratch),
+                                   stdout=subprocess.PIPE, new_proc=new_proc)
+            except RuntimeError as e:
+                rows.setdefault("setup", {})[name] = f"FAILED: {e}"
+                failed = True
+                continue
+            spawn_ms = (time.perf_counter() - t) * 1e3
+            line = proc.stdout.readline()
+            tree = descendants(proc.pid)
+            try:
+                r = json.loads(line)
+            except ValueError:
+                kill(proc)
+                rows.setdefault("setup", {})[name] = "FAILED: the confined child printed no report"
+                failed = True
+                continue
+            try:
+                conn, _ = server.accept()
+                conn.close()
+                reached = True
+            except OSError:
+                reached = False
+            t = time.perf_counter()
+            kill(proc)
+            kill_ms = (time.perf_counter() - t) * 1e3
+            survivors = [p for p in tree if _start_time(p) is not None]
+            leaked = [k for k in r["env"] if _is_secret_name(k)]
+            want_ro = conf.mount_namespace
+            checks = {
+                "confinement": (conf.summary().split(";")[0], True),
+                "spawn (setup done)": (f"{spawn_ms:.0f} ms", True),
+                "torch + CUDA": (f"{r.get('cuda')} ({r['torch_s']} s)", not str(r.get("cuda")).startswith("FAILED")),
+                "write into the repo": (r["readonly"], r["readonly"] != "WROTE" or not want_ro),
+                "remount it read-write": (r["remount"], r["remount"] != "REMOUNTED"),
+                "TCP to the parent's 127.0.0.1": (r["network"] if not reached else "CONNECTED",
+                                                   not reached or not conf.network_namespace),
+                "setsid daemon after kill": (f"{len(survivors)} of {len(tree)} processes left ({kill_ms:.0f} ms)",
+                                             not survivors),
+                "secrets in env": (", ".join(leaked) or "none", not leaked),
+                "env names": (" ".join(r["env"])[:60], True),
+                "cwd/HOME = scratch": (f"{r['cwd'] == str(scratch.resolve())}/{r['home'] == str(scratch.resolve())}",
+                                        r["cwd"] == str(scratch.resolve())),
+                "uid, effective caps": (f"{r['uid']}, {r['caps']}", not want_ro or int(r["caps"], 16) == 0),
+                "processes in /proc": (str(r["procs"]), True),
+                "/dev/nvidia* visible": (str(r["dev_nvidia"]), True),
+            }
+            if build:
+                checks["load_inline build"] = (r.get("build", "not run (no CUDA)"), "FAILED" not in r.get("cuda", ""))
+            for check, (text, held) in checks.items():
+                rows.setdefault(check, {})[name] = text if held else f"FAILED: {text}"
+                failed |= not held
+            (repo / ".sandbox-selftest").unlink(missing_ok=True)
+    server.close()
+    plain, confined = _start_cost()
+    width = max(len(k) for k in rows) + 2
+    cols = list(configs)
+    print("\n" + "check".ljust(width) + " | ".join(c.ljust(44) for c in cols))
+    for check, cells in rows.items():
+        print(check.ljust(width) + " | ".join(cells.get(c, "-")[:44].ljust(44) for c in cols))
+    print(f"\nworker start, `python -c pass` to exit, median of 5: plain Popen {plain:.0f} ms, "
+          f"spawn {confined:.0f} ms (+{confined - plain:.0f} ms)")
+    print("RESULT:", "something did not hold (FAILED above)" if failed else "every check held")
+    return 1 if failed else 0
+
+
+def _start_cost(n: int = 5) -> tuple[float, float]:
+    """Median ms from start to exit of `python -c pass`: plain Popen, then `spawn`."""
+    import statistics
+    import tempfile
+    plain, confined = [], []
+    with tempfile.TemporaryDirectory(prefix="sandbox-cost-") as tmp:
+        for _ in range(n):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "pass"], check=True)
+            plain.append((time.perf_counter() - t) * 1e3)
+            t = time.perf_counter()
+            proc, _ = spawn([sys.executable, "-c", "pass"], scratch=Path(tmp), readonly=[Path(__file__).parent])
+            proc.wait()
+            confined.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(plain), statistics.median(confined)
+
+
+if __name__ == "__main__" and "--selftest" in sys.argv[1:2]:
+    sys.exit(_selftest(build="--build" in sys.argv))
 if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--setup":
     _sep = sys.argv.index("--")
     sys.exit(_setup_main(json.loads(sys.argv[2]), sys.argv[_sep + 1:]))
