@@ -66,7 +66,7 @@ DAEMON_CHILD = textwrap.dedent("""
 def test_worker_env_allow_list_keeps_what_cuda_needs_and_no_secret():
     base = {"PATH": "/usr/bin", "LC_ALL": "C", "CUDA_VISIBLE_DEVICES": "0", "NCCL_NVLS_ENABLE": "0",
             "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1", "HOME": "/root",
-            "OPENAI_API_KEY": "sk-test-1234567890", "CUDA_AUTH_TOKEN": "abcdefgh12", "HF_HUB_OFFLINE": "1",
+            "OPENAI_API_KEY": "sk-test-1234567890", "CUDA_AUTH_TOKEN": "abcdefgh12", "NVIDIA_KEY": "short", "HF_HUB_OFFLINE": "1",
             "LD_LIBRARY_PATH": "/opt/lib:sk-test-1234567890", "SSH_AUTH_SOCK": "/tmp/agent", "EDITOR": "vi"}
     env = sandbox.worker_env(base, Path("/scratch/w1"))
     assert env == {"PATH": "/usr/bin", "LC_ALL": "C", "CUDA_VISIBLE_DEVICES": "0", "NCCL_NVLS_ENABLE": "0",
