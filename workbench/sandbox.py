@@ -34,6 +34,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,8 +254,8 @@ def _reap_all() -> list[tuple[int, int]]:
         done.append((pid, status))
 
 
-def _supervise(child: int, lifeline: int, sweep: bool) -> int:
-    """Reap orphans until `child` exits or the lifeline closes; return cmd's exit code."""
+def _supervise(child: int, lifelines: list[int], sweep: bool) -> int:
+    """Reap orphans until `child` exits or a lifeline closes; return cmd's exit code."""
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -265,9 +266,9 @@ def _supervise(child: int, lifeline: int, sweep: bool) -> int:
                 code = _exit_code(status)
         if code is not None:
             break
-        ready, _, _ = select.select([lifeline, wake_r], [], [], 5.0)
-        if lifeline in ready:
-            code = 137  # the judge is gone: end everything
+        ready, _, _ = select.select([*lifelines, wake_r], [], [], 5.0)
+        if any(fd in ready for fd in lifelines):
+            code = 137  # the judge (or the outer wrapper) is gone: end everything
         if wake_r in ready:
             try:
                 os.read(wake_r, 512)
@@ -278,15 +279,19 @@ def _supervise(child: int, lifeline: int, sweep: bool) -> int:
     return code
 
 
-def _start_cmd(cmd: list[str], scratch: str, lifeline: int, report: int, drop: bool, facts: dict) -> int:
+def _start_cmd(cmd: list[str], scratch: str, lifelines: list[int], report: int, drop: bool, facts: dict) -> int:
     """Fork cmd, confined. It reports `facts` on the report pipe, which execve then closes
     (close-on-exec), so the judge reads to EOF: a last line "ok" means cmd is running."""
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, "pdeathsig")
-        os.close(lifeline)
+        if os.getppid() != parent:
+            os._exit(137)  # the wrapper died before the death signal was armed
+        for fd in lifelines:
+            os.close(fd)
         os.chdir(scratch)
         if drop:
             _drop_privileges()
@@ -310,10 +315,10 @@ def _setup_main(spec: dict, cmd: list[str]) -> int:
     facts = {"notes": []}
     if not spec["namespaces"]:
         _prctl(PR_SET_CHILD_SUBREAPER, 1, "child subreaper")
-        child = _start_cmd(cmd, spec["scratch"], lifeline, report, drop=False, facts=facts)
+        child = _start_cmd(cmd, spec["scratch"], [lifeline], report, drop=False, facts=facts)
         os.close(report)
         _quiet_stdio()
-        return _supervise(child, lifeline, sweep=True)
+        return _supervise(child, [lifeline], sweep=True)
     try:
         uid, gid = os.getuid(), os.getgid()
         flags = CLONE_NEWNS | CLONE_NEWPID | (0 if spec["network"] else CLONE_NEWNET)
@@ -332,16 +337,20 @@ def _setup_main(spec: dict, cmd: list[str]) -> int:
     except OSError as e:
         os.write(report, (json.dumps({"ok": False, "error": f"setup: {e}"}) + "\n").encode())
         return 125
+    # outer -> init: a second lifeline. PR_SET_PDEATHSIG alone has a window (outer killed before
+    # init arms it) that getppid() cannot close here: init's parent is outside its PID namespace.
+    outer_r, outer_w = os.pipe2(os.O_CLOEXEC)
     init = os.fork()
     if init == 0:  # PID 1 of the new PID namespace
         try:
+            os.close(outer_w)
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, "pdeathsig")
             _prctl(PR_SET_DUMPABLE, 0, "not dumpable")  # no ptrace or /proc/1/mem from cmd
-            if os.getppid() == 1:
-                os._exit(137)  # outer already died before the death signal was armed
             if spec["new_proc"]:
                 _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mount /proc")
                 facts["notes"].append("own /proc")
+            else:
+                facts["notes"].append("host /proc (host processes listed, not reachable)")
             if not spec["network"]:
                 try:
                     _loopback_up()
@@ -350,12 +359,13 @@ def _setup_main(spec: dict, cmd: list[str]) -> int:
         except OSError as e:
             os.write(report, (json.dumps({"ok": False, "error": f"init: {e}"}) + "\n").encode())
             os._exit(125)
-        child = _start_cmd(cmd, spec["scratch"], lifeline, report, drop=True, facts=facts)
+        child = _start_cmd(cmd, spec["scratch"], [lifeline, outer_r], report, drop=True, facts=facts)
         os.close(report)
         _quiet_stdio()
-        os._exit(_supervise(child, lifeline, sweep=False))
+        os._exit(_supervise(child, [lifeline, outer_r], sweep=False))
     os.close(report)
-    os.close(lifeline)  # init watches it; outer only forwards init's exit
+    os.close(outer_r)
+    os.close(lifeline)  # init watches it; outer only forwards init's exit and holds outer_w
     _quiet_stdio()
     _, status = os.waitpid(init, 0)
     return _exit_code(status)
@@ -365,15 +375,17 @@ def _setup_main(spec: dict, cmd: list[str]) -> int:
 # The judge's side
 
 _lifeline: dict[int, int] = {}  # judge pid -> read end; the write end is never closed or inherited
+_lifeline_lock = threading.Lock()
 
 
 def _lifeline_fd() -> int:
     """The read end of a pipe whose write end only this process holds: the kernel closes it when
     the process dies, however it dies, and the sandbox's init sees EOF and ends everything."""
-    if os.getpid() not in _lifeline:  # a forked copy of the judge makes its own
-        r, _w = os.pipe2(os.O_CLOEXEC)
-        _lifeline[os.getpid()] = r
-    return _lifeline[os.getpid()]
+    with _lifeline_lock:
+        if os.getpid() not in _lifeline:  # a forked copy of the judge makes its own
+            r, _w = os.pipe2(os.O_CLOEXEC)
+            _lifeline[os.getpid()] = r
+        return _lifeline[os.getpid()]
 
 
 def _is_root() -> bool:
@@ -381,25 +393,25 @@ def _is_root() -> bool:
 
 
 def _probe() -> Confinement:
-    """Ask a throwaway child what it may unshare (as root: no user namespace; otherwise with one)."""
-    script = (
-        "import ctypes,os,sys\n"
-        "libc=ctypes.CDLL(None,use_errno=True)\n"
-        f"flags={CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET}|(0 if os.geteuid()==0 else {CLONE_NEWUSER})\n"
-        "sys.exit(0 if libc.unshare(flags)==0 else 3)\n"
-    )
-    c = Confinement()
-    try:
-        rc = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, timeout=30).returncode
-    except (OSError, subprocess.TimeoutExpired) as e:
-        rc = -1
-        c.notes.append(f"probe failed: {e}")
-    if sys.platform == "linux" and rc == 0:
-        c.pid_namespace = c.mount_namespace = c.network_namespace = True
-        c.user_namespace = not _is_root()
-    else:
-        c.notes.append("namespaces refused: session, subreaper and /proc sweep only; nothing read-only")
-    return c
+    """Run a real confined `true` (read-only bind included): as root without a user namespace,
+    then with one; the fallback when both are refused."""
+    import tempfile
+    tries = [False, True] if _is_root() else [True]
+    failures = []
+    if sys.platform == "linux":
+        for user_ns in tries:
+            can = Confinement(True, True, True, user_ns)
+            try:
+                with tempfile.TemporaryDirectory(prefix="sandbox-probe-") as tmp:
+                    proc, _ = _spawn(["true"], can, scratch=Path(tmp), readonly=[Path(tmp)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    if proc.wait(timeout=30) == 0:
+                        return can
+                    failures.append(f"confined `true` exited {proc.returncode}")
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                failures.append(str(e))
+    return Confinement(notes=["namespaces refused (" + "; ".join(failures or [sys.platform]) + "): "
+                              "session, subreaper and /proc sweep only; nothing read-only, network reachable"])
 
 
 _available: Confinement | None = None
@@ -422,12 +434,18 @@ def spawn(cmd: list[str], *, scratch: Path, readonly: Sequence[Path], writable: 
     `env` defaults to `worker_env(os.environ, scratch)`. `new_proc` mounts a /proc of the new PID
     namespace (hides the host's processes; check CUDA with `--selftest` before turning it on).
     Raises RuntimeError, with the reason, when the confinement could not be set up."""
+    return _spawn(cmd, available(), scratch=scratch, readonly=readonly, writable=writable, env=env, stdin=stdin,
+                  stdout=stdout, stderr=stderr, pass_fds=pass_fds, network=network, new_proc=new_proc)
+
+
+def _spawn(cmd: list[str], can: Confinement, *, scratch: Path, readonly: Sequence[Path], writable: Sequence[Path] = (),
+           env: Mapping[str, str] | None = None, stdin=None, stdout=None, stderr=None, pass_fds: Sequence[int] = (),
+           network: bool = False, new_proc: bool = False) -> tuple[subprocess.Popen, Confinement]:
     scratch = Path(scratch).resolve()
     scratch.mkdir(parents=True, exist_ok=True)
     for p in [*readonly, *writable]:
         if not Path(p).exists():
             raise FileNotFoundError(f"sandbox path does not exist: {p}")
-    can = available()
     env = worker_env(os.environ, scratch) if env is None else dict(env)
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     spec = {
