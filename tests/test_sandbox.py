@@ -33,7 +33,7 @@ def mode(request, monkeypatch):
 
 
 def alive(pid: int) -> bool:
-    return sandbox._start_time(pid) is not None
+    return sandbox.start_time(pid) is not None
 
 
 def wait_gone(pids, timeout_s: float) -> list[int]:
@@ -180,7 +180,7 @@ PARENT = textwrap.dedent("""
     proc, _ = sandbox.spawn([sys.executable, "-c", sys.argv[3], "stay"], scratch=Path(sys.argv[2]), readonly=[],
                             stdout=subprocess.PIPE)
     line = proc.stdout.readline().decode().strip()
-    below = [p for p in sandbox.descendants(proc.pid) if sandbox._start_time(p)]  # zombies are dead already
+    below = [p for p in sandbox.descendants(proc.pid) if sandbox.start_time(p)]  # zombies are dead already
     print(proc.pid, *sorted(set(below) | {int(p) for p in line.split()}), flush=True)
     time.sleep(120)
 """)
