@@ -202,6 +202,33 @@ def test_sigkill_of_the_parent_leaves_no_child_or_grandchild(mode, tmp_path):
 
 
 @needs_namespaces
+@pytest.mark.parametrize("new_proc", [False, True])
+def test_judge_process_is_out_of_reach(tmp_path, monkeypatch, new_proc):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-test-0000")
+    here = os.getpid()
+    probe = textwrap.dedent(f"""
+        import os, signal
+        for what in ("environ", "mem", "root/etc/hostname"):
+            try:
+                open("/proc/{here}/" + what, "rb").read(1)
+                print(what, "READ")
+            except OSError as e:
+                print(what, "refused", e.errno)
+        try:
+            os.kill({here}, 0)
+            print("signal", "SENT")
+        except OSError as e:
+            print("signal", "refused", e.errno)
+    """)
+    proc, conf = sandbox.spawn([sys.executable, "-c", probe], scratch=tmp_path, readonly=[], new_proc=new_proc,
+                               stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=30)
+    lines = out.decode().splitlines()
+    assert len(lines) == 4 and all("refused" in line for line in lines), lines
+    assert ("own /proc" in conf.notes) == new_proc
+
+
+@needs_namespaces
 def test_network_is_unreachable_and_reachable_when_asked(tmp_path):
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.5)

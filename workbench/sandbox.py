@@ -244,7 +244,7 @@ def _group_members(pgid: int) -> list[int]:
                 stat = Path(f"/proc/{name}/stat").read_text()
             except OSError:
                 continue
-            fields = stat[stat.rindex(")") + 2:].split()
+            fields = stat[stat.rindex(")") + 2:].split()  # state, ppid, pgrp, session, ...
             if int(fields[2]) == pgid or int(fields[3]) == pgid:
                 members.append(int(name))
     return members
@@ -255,7 +255,7 @@ def kill(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
 
     Raises RuntimeError naming the survivors if some are still alive after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    marked: dict[int, str] = {}
+    marked: dict[int, str] = {}  # pid -> start time: a pid is ours only while its start time matches
 
     def mark(pids: Iterable[int]) -> None:
         for p in pids:
@@ -263,13 +263,16 @@ def kill(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
             if t is not None and p not in marked and p != os.getpid():
                 marked[p] = t
 
+    def ours(p: int) -> bool:
+        return start_time(p) == marked[p]
+
     while True:
-        mark([proc.pid] if proc.returncode is None else [])
-        mark(descendants(proc.pid))
-        mark(_group_members(proc.pid))
-        for p in list(marked):
+        if proc.returncode is None:  # not reaped yet, so proc.pid still names this process
+            mark([proc.pid, *descendants(proc.pid)])
+        mark(_group_members(proc.pid))  # the kernel never reuses a pid that names a live group or session
+        for p in [p for p in marked if ours(p)]:
             mark(descendants(p))
-        alive = [p for p, t in marked.items() if start_time(p) == t]
+        alive = [p for p in marked if ours(p)]
         for p in alive:
             try:
                 os.kill(p, signal.SIGKILL)

@@ -335,7 +335,7 @@ _HAS_CHILDREN_FILE = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/chi
 
 
 def descendants(pid: int) -> list[int]:
-    """Every live process below `pid` (children, theirs, ...), from /proc."""
+    """Every process below `pid` (children, theirs, ...), from /proc."""
     by_scan = None if _HAS_CHILDREN_FILE else _children_by_scan()
     found, todo = [], [pid]
     while todo:
