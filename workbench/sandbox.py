@@ -324,7 +324,7 @@ def judge_digest() -> str:
 
 _PROBE_CHILD = r"""
 import glob, json, os, socket, subprocess, sys, time
-target, port, build = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+target, port, build, judge = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 r = {}
 t = time.perf_counter()
 try:
@@ -364,6 +364,11 @@ try:
     r["network"] = "CONNECTED"
 except OSError as e:
     r["network"] = f"unreachable ({e.strerror})"
+try:
+    open(f"/proc/{judge}/environ", "rb").read(1)
+    r["judge_environ"] = "READ"
+except OSError as e:
+    r["judge_environ"] = f"refused ({e.strerror})"
 d = subprocess.Popen([sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(600)"],
                      start_new_session=True, stdout=subprocess.PIPE)
 r["daemon_pid"] = int(d.stdout.readline())
@@ -395,7 +400,8 @@ def _selftest(build: bool) -> int:
             scratch = Path(tmp)
             t = time.perf_counter()
             try:
-                proc, conf = spawn([sys.executable, "-c", _PROBE_CHILD, str(repo), str(port), "1" if build else "0"],
+                proc, conf = spawn([sys.executable, "-c", _PROBE_CHILD, str(repo), str(port), "1" if build else "0",
+                                    str(os.getpid())],
                                    scratch=scratch, readonly=readonly, env=worker_env(base, scratch),
                                    stdout=subprocess.PIPE, new_proc=new_proc)
             except RuntimeError as e:
@@ -434,6 +440,7 @@ def _selftest(build: bool) -> int:
                                                    not reached or not conf.network_namespace),
                 "setsid daemon after kill": (f"{len(survivors)} of {len(tree)} processes left ({kill_ms:.0f} ms)",
                                              not survivors),
+                "judge's /proc/<pid>/environ": (r["judge_environ"], r["judge_environ"] != "READ" or not want_ro),
                 "secrets in env": (", ".join(leaked) or "none", not leaked),
                 "env names": (" ".join(r["env"])[:60], True),
                 "cwd/HOME = scratch": (f"{r['cwd'] == str(scratch.resolve())}/{r['home'] == str(scratch.resolve())}",
