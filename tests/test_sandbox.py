@@ -131,6 +131,23 @@ def test_write_into_readonly_path_fails_and_nothing_changes(tmp_path):
 
 
 @needs_namespaces
+def test_hidden_directory_looks_empty_and_stays_intact(tmp_path):
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    (home / ".config" / "credentials").write_text("sk-on-disk-0000")
+    look = f"import os\nprint(sorted(os.listdir({str(home)!r})))\ntry:\n open({str(home)!r} + '/x', 'w')\n" \
+           "except OSError as e:\n print('refused', e.errno)"
+    proc, conf = sandbox.spawn([sys.executable, "-c", look], scratch=tmp_path / "s", readonly=[], hidden=[home],
+                               stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=30)
+    assert out.decode().splitlines() == ["[]", "refused 30"]
+    assert (home / ".config" / "credentials").read_text() == "sk-on-disk-0000" and not (home / "x").exists()
+    assert f"hidden: {home.resolve()}" in conf.notes
+    with pytest.raises(ValueError, match="cannot hide"):
+        sandbox.spawn([sys.executable, "-c", "pass"], scratch=home / "scratch", readonly=[], hidden=[home])
+
+
+@needs_namespaces
 def test_child_cannot_remount_readonly_path_writable(tmp_path):
     guarded = tmp_path / "guarded"
     guarded.mkdir()

@@ -164,24 +164,35 @@ def available() -> Confinement:
 def spawn(cmd: list[str], *, scratch: Path, readonly: Sequence[Path], writable: Sequence[Path] = (),
           env: Mapping[str, str] | None = None, stdin=None, stdout=None, stderr=None,
           pass_fds: Sequence[int] = (), network: bool = False, new_proc: bool = False,
-          ) -> tuple[subprocess.Popen, Confinement]:
+          hidden: Sequence[Path] = ()) -> tuple[subprocess.Popen, Confinement]:
     """Start `cmd` confined in `scratch` (its cwd, HOME and TMPDIR); end it with `kill`.
 
     `env` defaults to `worker_env(os.environ, scratch)`. `new_proc` mounts a /proc of the new PID
     namespace (hides the host's processes; check CUDA with `--selftest` before turning it on).
+    `hidden` directories (a home with credential files, say) look empty to cmd; none may hold a
+    `readonly`, `writable` or scratch path.
     Raises RuntimeError, with the reason, when the confinement could not be set up."""
     return _spawn(cmd, available(), scratch=scratch, readonly=readonly, writable=writable, env=env, stdin=stdin,
-                  stdout=stdout, stderr=stderr, pass_fds=pass_fds, network=network, new_proc=new_proc)
+                  stdout=stdout, stderr=stderr, pass_fds=pass_fds, network=network, new_proc=new_proc,
+                  hidden=hidden)
 
 
 def _spawn(cmd: list[str], can: Confinement, *, scratch: Path, readonly: Sequence[Path], writable: Sequence[Path] = (),
            env: Mapping[str, str] | None = None, stdin=None, stdout=None, stderr=None, pass_fds: Sequence[int] = (),
-           network: bool = False, new_proc: bool = False) -> tuple[subprocess.Popen, Confinement]:
+           network: bool = False, new_proc: bool = False, hidden: Sequence[Path] = ()
+           ) -> tuple[subprocess.Popen, Confinement]:
     scratch = Path(scratch).resolve()
-    scratch.mkdir(parents=True, exist_ok=True)
-    for p in [*readonly, *writable]:
+    for p in [*readonly, *writable, *hidden]:
         if not Path(p).exists():
             raise FileNotFoundError(f"sandbox path does not exist: {p}")
+    hidden = [Path(h).resolve() for h in hidden]
+    for h in hidden:
+        if not h.is_dir():
+            raise ValueError(f"sandbox can hide directories only: {h}")
+        inside = [p for p in [*readonly, *writable, scratch] if Path(p).resolve().is_relative_to(h)]
+        if inside:
+            raise ValueError(f"sandbox cannot hide {h}: it holds {inside[0]}, which the child needs")
+    scratch.mkdir(parents=True, exist_ok=True)
     env = worker_env(os.environ, scratch) if env is None else dict(env)
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     spec = {
@@ -189,6 +200,7 @@ def _spawn(cmd: list[str], can: Confinement, *, scratch: Path, readonly: Sequenc
         "new_proc": new_proc, "scratch": str(scratch),
         "readonly": [str(Path(p).resolve()) for p in readonly],
         "writable": [str(Path(p).resolve()) for p in [*writable, scratch]],
+        "hidden": [str(h) for h in hidden],
         "lifeline": _lifeline_fd(), "report": report_w,
     }
     setup = [sys.executable, "-I", "-S", str(_INIT_SCRIPT), json.dumps(spec), "--", *cmd]
@@ -210,6 +222,9 @@ def _spawn(cmd: list[str], can: Confinement, *, scratch: Path, readonly: Sequenc
         network_namespace=namespaces and not network, user_namespace=namespaces and can.user_namespace,
         readonly=spec["readonly"] if namespaces else [], scratch=str(scratch),
         notes=list(facts.get("notes", [])) + ([] if namespaces else list(can.notes)))
+    if hidden:
+        confinement.notes.append(("hidden: " if namespaces else "NOT hidden (no mount namespace): ")
+                                 + ", ".join(spec["hidden"]))
     return proc, confinement
 
 

@@ -4,7 +4,8 @@ Run by spawn as `python -I -S sandbox_init.py SPEC -- cmd...` (a plain script: n
 no PYTHON* variables, standard library only, and few imports, since it is on every worker's start).
 
     outer   unshare(2): new mount + PID + network namespaces (+ user namespace when not root);
-            read-only bind remounts of `readonly`, read-write binds of `writable` and scratch
+            read-only bind remounts of `readonly`, read-write binds of `writable` and scratch,
+            an empty read-only tmpfs over each `hidden` directory
     init    PID 1 of the new PID namespace: PR_SET_PDEATHSIG on outer, reaps orphans, and exits
             when cmd exits or a lifeline closes (the judge's, or outer's); the kernel then kills
             every process left in the namespace
@@ -72,9 +73,9 @@ def _prctl(option: int, arg: int = 0, what: str = "prctl") -> None:
     _check(_c().prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)), what)
 
 
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, what: str) -> None:
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, what: str, data: str | None = None) -> None:
     enc = lambda s: None if s is None else s.encode()  # noqa: E731
-    _check(_c().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), None), what)
+    _check(_c().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), what)
 
 
 def _mountinfo_points() -> list[str]:
@@ -255,6 +256,8 @@ def setup_main(spec: dict, cmd: list[str]) -> int:
             _bind_readonly(path)
         for path in spec["writable"]:
             _bind_writable(path)
+        for path in spec["hidden"]:  # an empty read-only tmpfs over it: its files cannot be read
+            _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, f"hide {path}", "size=4k,mode=555")
     except OSError as e:
         os.write(report, (json.dumps({"ok": False, "error": f"setup: {e}"}) + "\n").encode())
         return 125
