@@ -203,7 +203,9 @@ def _spawn(cmd: list[str], can: Confinement, *, scratch: Path, readonly: Sequenc
         "hidden": [str(h) for h in hidden],
         "lifeline": _lifeline_fd(), "report": report_w,
     }
-    setup = [sys.executable, "-I", "-S", str(_INIT_SCRIPT), json.dumps(spec), "--", *cmd]
+    args = [f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in spec.items() if not isinstance(v, list)]
+    args += [f"{k}={p}" for k, v in spec.items() if isinstance(v, list) for p in v]
+    setup = [sys.executable, "-I", "-S", str(_INIT_SCRIPT), *args, "--", *cmd]
     try:
         proc = subprocess.Popen(setup, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=str(scratch),
                                 pass_fds=(*pass_fds, spec["lifeline"], report_w), start_new_session=True)
@@ -240,11 +242,13 @@ def _read_report(fd: int, timeout_s: float) -> dict:
         if not chunk:
             break
         data += chunk
-    lines = data.strip().splitlines()
-    try:
-        return json.loads(lines[-1])
-    except (IndexError, ValueError):
+    lines = data.decode(errors="replace").strip().splitlines()
+    if not lines:
         return {"ok": False, "error": "setup step exited without a report"}
+    status, *items = lines[-1].split("\t")
+    if status == "ok":
+        return {"ok": True, "notes": items}
+    return {"ok": False, "error": "; ".join(items) or lines[-1]}
 
 
 # ---------------------------------------------------------------------------------------------

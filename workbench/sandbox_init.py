@@ -1,7 +1,8 @@
 """The child side of `workbench.sandbox.spawn`: confine, then run cmd under a small init.
 
-Run by spawn as `python -I -S sandbox_init.py SPEC -- cmd...` (a plain script: no site-packages,
-no PYTHON* variables, standard library only, and few imports, since it is on every worker's start).
+Run by spawn as `python -I -S sandbox_init.py key=value... -- cmd...` (a plain script: no
+site-packages, no PYTHON* variables; it is on every worker's start, so it imports only ctypes and
+what the interpreter has loaded anyway: json and re would add a third to its cost).
 
     outer   unshare(2): new mount + PID + network namespaces (+ user namespace when not root);
             read-only bind remounts of `readonly`, read-write binds of `writable` and scratch,
@@ -11,16 +12,14 @@ no PYTHON* variables, standard library only, and few imports, since it is on eve
             every process left in the namespace
     cmd     every capability dropped, no_new_privs, cwd = scratch; execve
 
-Where namespaces are refused (SPEC "namespaces": false) outer is itself the supervisor: a
+Where namespaces are refused (namespaces=0) outer is itself the supervisor: a
 session leader and child subreaper that sweeps cmd's descendants when cmd exits or the
 judge's lifeline closes.
 """
 from __future__ import annotations
 
 import ctypes
-import json
 import os
-import re
 import select
 import signal
 import sys
@@ -78,12 +77,14 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, what
     _check(_c().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), what)
 
 
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in paths as \\ooo (octal)."""
+    parts = field.split("\\")
+    return parts[0] + "".join(chr(int(p[:3], 8)) + p[3:] for p in parts[1:])
+
+
 def _mountinfo_points() -> list[str]:
-    points = []
-    for line in _read("/proc/self/mountinfo").splitlines():
-        raw = line.split()[4]
-        points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), raw))
-    return points
+    return [_unescape(line.split()[4]) for line in _read("/proc/self/mountinfo").splitlines()]
 
 
 def _under(path: str, top: str) -> bool:
@@ -201,9 +202,15 @@ def _supervise(child: int, lifelines: list[int], sweep: bool) -> int:
     return code
 
 
-def _start_cmd(cmd: list[str], scratch: str, lifelines: list[int], report: int, drop: bool, facts: dict) -> int:
-    """Fork cmd, confined. It reports `facts` on the report pipe, which execve then closes
-    (close-on-exec), so the judge reads to EOF: a last line "ok" means cmd is running."""
+def _report(fd: int, status: str, *items: str) -> None:
+    """One line for the judge: status ("ok" or "error") and notes, tab-separated."""
+    line = "\t".join([status, *(" ".join(i.split()) for i in items)]) + "\n"
+    os.write(fd, line.encode())
+
+
+def _start_cmd(cmd: list[str], scratch: str, lifelines: list[int], report: int, drop: bool, notes: list[str]) -> int:
+    """Fork cmd, confined. It reports "ok" and `notes` on the report pipe, which execve then
+    closes (close-on-exec), so the judge reads to EOF: a last line "ok" means cmd is running."""
     parent = os.getpid()
     pid = os.fork()
     if pid:
@@ -220,24 +227,40 @@ def _start_cmd(cmd: list[str], scratch: str, lifelines: list[int], report: int, 
         else:
             _prctl(PR_SET_NO_NEW_PRIVS, 1, "no_new_privs")
         os.set_inheritable(report, False)
-        os.write(report, (json.dumps({"ok": True, **facts}) + "\n").encode())
+        _report(report, "ok", *notes)
         os.execvp(cmd[0], cmd)
     except BaseException as e:  # noqa: BLE001 - report, never return into the wrapper's code
         try:
-            os.write(report, (json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}) + "\n").encode())
+            _report(report, "error", f"{type(e).__name__}: {e}")
         finally:
             os._exit(126)
     os._exit(126)
+
+
+def parse_spec(args: list[str]) -> dict:
+    """key=value arguments; readonly, writable and hidden repeat, the rest are single."""
+    spec: dict = {"readonly": [], "writable": [], "hidden": []}
+    for arg in args:
+        key, value = arg.split("=", 1)
+        if key in ("readonly", "writable", "hidden"):
+            spec[key].append(value)
+        elif key in ("lifeline", "report"):
+            spec[key] = int(value)
+        elif key in ("namespaces", "user_namespace", "network", "new_proc"):
+            spec[key] = value == "1"
+        else:
+            spec[key] = value
+    return spec
 
 
 def setup_main(spec: dict, cmd: list[str]) -> int:
     lifeline, report = spec["lifeline"], spec["report"]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    facts = {"notes": []}
+    notes: list[str] = []
     if not spec["namespaces"]:
         _prctl(PR_SET_CHILD_SUBREAPER, 1, "child subreaper")
-        child = _start_cmd(cmd, spec["scratch"], [lifeline], report, drop=False, facts=facts)
+        child = _start_cmd(cmd, spec["scratch"], [lifeline], report, drop=False, notes=notes)
         os.close(report)
         _quiet_stdio()
         return _supervise(child, [lifeline], sweep=True)
@@ -259,7 +282,7 @@ def setup_main(spec: dict, cmd: list[str]) -> int:
         for path in spec["hidden"]:  # an empty read-only tmpfs over it: its files cannot be read
             _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, f"hide {path}", "size=4k,mode=555")
     except OSError as e:
-        os.write(report, (json.dumps({"ok": False, "error": f"setup: {e}"}) + "\n").encode())
+        _report(report, "error", f"setup: {e}")
         return 125
     # outer -> init: a second lifeline. PR_SET_PDEATHSIG alone has a window (outer killed before
     # init arms it) that getppid() cannot close here: init's parent is outside its PID namespace.
@@ -272,18 +295,18 @@ def setup_main(spec: dict, cmd: list[str]) -> int:
             _prctl(PR_SET_DUMPABLE, 0, "not dumpable")  # no ptrace or /proc/1/mem from cmd
             if spec["new_proc"]:
                 _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mount /proc")
-                facts["notes"].append("own /proc")
+                notes.append("own /proc")
             else:
-                facts["notes"].append("host /proc (host processes listed, not reachable)")
+                notes.append("host /proc (host processes listed, not reachable)")
             if not spec["network"]:
                 try:
                     _loopback_up()
                 except OSError as e:
-                    facts["notes"].append(f"loopback down ({e.strerror})")
+                    notes.append(f"loopback down ({e.strerror})")
         except OSError as e:
-            os.write(report, (json.dumps({"ok": False, "error": f"init: {e}"}) + "\n").encode())
+            _report(report, "error", f"init: {e}")
             os._exit(125)
-        child = _start_cmd(cmd, spec["scratch"], [lifeline, outer_r], report, drop=True, facts=facts)
+        child = _start_cmd(cmd, spec["scratch"], [lifeline, outer_r], report, drop=True, notes=notes)
         os.close(report)
         _quiet_stdio()
         os._exit(_supervise(child, [lifeline, outer_r], sweep=False))
@@ -352,4 +375,4 @@ def descendants(pid: int) -> list[int]:
 
 if __name__ == "__main__":
     _sep = sys.argv.index("--")
-    sys.exit(setup_main(json.loads(sys.argv[1]), sys.argv[_sep + 1:]))
+    sys.exit(setup_main(parse_spec(sys.argv[1:_sep]), sys.argv[_sep + 1:]))
