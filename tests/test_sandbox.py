@@ -131,6 +131,40 @@ def test_write_into_readonly_path_fails_and_nothing_changes(tmp_path):
 
 
 @needs_namespaces
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make device nodes (without root, file modes guard devices)")
+def test_only_listed_devices_open_and_kernel_knobs_are_read_only(tmp_path):
+    # Two null devices (harmless to open) that root's file permissions alone would let cmd use:
+    # one among the host's /dev, one inside a read-only tree.
+    in_dev = Path(f"/dev/workbench-test-null-{os.getpid()}")
+    in_tree = tmp_path / "tree" / "null"
+    in_tree.parent.mkdir()
+    os.mknod(in_dev, 0o666 | 0o020000, os.makedev(1, 3))
+    os.mknod(in_tree, 0o666 | 0o020000, os.makedev(1, 3))
+    probe = textwrap.dedent(f"""
+        import os
+        for path in ("/dev/null", {str(in_dev)!r}, {str(in_tree)!r}):
+            try:
+                os.close(os.open(path, os.O_RDONLY))
+                print(path, "opened")
+            except OSError as e:
+                print(path, "refused", e.errno)
+        try:
+            open("/proc/sys/vm/swappiness", "r+")
+            print("sysctl WRITABLE")
+        except OSError as e:
+            print("sysctl refused", e.errno)
+    """)
+    try:
+        proc, _ = sandbox.spawn([sys.executable, "-c", probe], scratch=tmp_path / "s", readonly=[in_tree.parent],
+                                stdout=subprocess.PIPE)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        in_dev.unlink()
+    assert out.decode().splitlines() == ["/dev/null opened", f"{in_dev} refused 13", f"{in_tree} refused 13",
+                                         "sysctl refused 30"]
+
+
+@needs_namespaces
 def test_hidden_directory_looks_empty_and_stays_intact(tmp_path):
     home = tmp_path / "home"
     (home / ".config").mkdir(parents=True)

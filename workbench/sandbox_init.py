@@ -27,7 +27,8 @@ import time
 
 # Linux constants (include/uapi/linux/{sched,mount,prctl,capability}.h)
 
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
+CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = 1024, 2048, 4096, 16384, 1 << 18, 1 << 21
 # statvfs f_flag bits that are also mount flags; a remount in a user namespace must keep them
@@ -41,6 +42,11 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 # /proc, /sys and /dev stay as they are under a read-only "/": CUDA needs its device nodes and
 # /dev/shm, and the worker's output files live there.
 _KEEP_AS_IS = ("/proc", "/sys", "/dev")
+# cmd is uid 0 without capabilities as root: plain file permissions would still let it open
+# the host's devices (disks, loop, kvm) and write kernel knobs (/proc/sys, sysrq). Only these
+# devices stay usable, and these kernel files become read-only.
+_DEVICES = ("null", "zero", "full", "random", "urandom", "tty", "ptmx")  # plus every /dev/nvidia*
+_KERNEL_READONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs", "/sys")
 
 _libc = None
 
@@ -104,13 +110,32 @@ def _bind_readonly(path: str) -> None:
             kept = os.statvfs(point).f_flag & _KEPT_FLAGS
         except OSError:
             continue  # an overmounted or vanished point: nothing reachable to protect
-        _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | kept, f"read-only remount of {point}")
+        _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV | kept, f"read-only remount of {point}")
 
 
 def _bind_writable(path: str) -> None:
     _mount(path, path, None, MS_BIND | MS_REC, f"bind {path}")
     kept = os.statvfs(path).f_flag & _KEPT_FLAGS
-    _mount(None, path, None, MS_REMOUNT | MS_BIND | kept, f"read-write remount of {path}")
+    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_NODEV | kept, f"read-write remount of {path}")
+
+
+def _restrict_devices() -> None:
+    """Bind the devices cmd may use onto themselves, then make the rest of /dev nodev."""
+    if "/dev" not in _mountinfo_points():
+        _mount("/dev", "/dev", None, MS_BIND | MS_REC, "bind /dev")
+    names = [n for n in os.listdir("/dev") if n in _DEVICES or n.startswith("nvidia")]
+    for name in names:
+        node = f"/dev/{name}"
+        if not os.path.islink(node):
+            _mount(node, node, None, MS_BIND | MS_REC, f"bind {node}")
+    kept = os.statvfs("/dev").f_flag & _KEPT_FLAGS
+    _mount(None, "/dev", None, MS_REMOUNT | MS_BIND | MS_NODEV | kept, "nodev remount of /dev")
+
+
+def _protect_kernel() -> None:
+    for path in _KERNEL_READONLY:
+        if os.path.exists(path):
+            _bind_readonly(path)
 
 
 def _loopback_up() -> None:
@@ -266,7 +291,7 @@ def setup_main(spec: dict, cmd: list[str]) -> int:
         return _supervise(child, [lifeline], sweep=True)
     try:
         uid, gid = os.getuid(), os.getgid()
-        flags = CLONE_NEWNS | CLONE_NEWPID | (0 if spec["network"] else CLONE_NEWNET)
+        flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | (0 if spec["network"] else CLONE_NEWNET)
         if spec["user_namespace"]:
             flags |= CLONE_NEWUSER
         _check(_c().unshare(flags), "unshare")
@@ -279,6 +304,7 @@ def setup_main(spec: dict, cmd: list[str]) -> int:
             _bind_readonly(path)
         for path in spec["writable"]:
             _bind_writable(path)
+        _restrict_devices()
         for path in spec["hidden"]:  # an empty read-only tmpfs over it: its files cannot be read
             _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, f"hide {path}", "size=4k,mode=555")
     except OSError as e:
@@ -298,6 +324,7 @@ def setup_main(spec: dict, cmd: list[str]) -> int:
                 notes.append("own /proc")
             else:
                 notes.append("host /proc (host processes listed, not reachable)")
+            _protect_kernel()
             if not spec["network"]:
                 try:
                     _loopback_up()
