@@ -395,7 +395,20 @@ r["env"] = sorted(os.environ)
 r["cwd"], r["home"], r["uid"] = os.getcwd(), os.environ.get("HOME", ""), os.getuid()
 r["caps"] = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0]
 r["procs"] = sum(n.isdigit() for n in os.listdir("/proc"))
-r["dev_nvidia"] = len(glob.glob("/dev/nvidia*"))
+nodes = [n for n in glob.glob("/dev/nvidia*") if not os.path.isdir(n)]
+opened = 0
+for n in nodes:
+    try:
+        os.close(os.open(n, os.O_RDWR))
+        opened += 1
+    except OSError:
+        pass
+r["dev_nvidia"] = f"{opened} of {len(nodes)} open"
+try:
+    open("/proc/sys/vm/swappiness", "r+").close()
+    r["sysctl"] = "WRITABLE"
+except OSError as e:
+    r["sysctl"] = f"refused ({e.strerror})"
 print(json.dumps(r), flush=True)
 time.sleep(600)
 """
@@ -466,7 +479,8 @@ def _selftest(build: bool) -> int:
                                         r["cwd"] == str(scratch.resolve())),
                 "uid, effective caps": (f"{r['uid']}, {r['caps']}", not want_ro or int(r["caps"], 16) == 0),
                 "processes in /proc": (str(r["procs"]), True),
-                "/dev/nvidia* visible": (str(r["dev_nvidia"]), True),
+                "/dev/nvidia* (read-write)": (r["dev_nvidia"], True),
+                "write a sysctl": (r["sysctl"], r["sysctl"] != "WRITABLE"),
             }
             if build:
                 checks["load_inline build"] = (r.get("build", "not run (no CUDA)"), "FAILED" not in r.get("cuda", ""))
