@@ -345,7 +345,7 @@ def judge_digest() -> str:
 
 _PROBE_CHILD = r"""
 import glob, json, os, socket, subprocess, sys, time
-target, port, build, judge = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+target, port, build, judge, in_ns = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], sys.argv[5] == "1"
 r = {}
 t = time.perf_counter()
 try:
@@ -378,8 +378,11 @@ except OSError as e:
     r["readonly"] = f"refused ({e.strerror})"
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
-rc = libc.mount(None, target.encode(), None, 32 | 4096, None)  # MS_REMOUNT | MS_BIND: read-write again
-r["remount"] = "REMOUNTED" if rc == 0 else f"refused ({os.strerror(ctypes.get_errno())})"
+if in_ns:  # outside a mount namespace this would change the host's own mount
+    rc = libc.mount(None, target.encode(), None, 32 | 4096, None)  # MS_REMOUNT | MS_BIND: read-write again
+    r["remount"] = "REMOUNTED" if rc == 0 else f"refused ({os.strerror(ctypes.get_errno())})"
+else:
+    r["remount"] = "not tried (no mount namespace)"
 try:
     socket.create_connection(("127.0.0.1", port), timeout=2).close()
     r["network"] = "CONNECTED"
@@ -435,7 +438,7 @@ def _selftest(build: bool) -> int:
             t = time.perf_counter()
             try:
                 proc, conf = spawn([sys.executable, "-c", _PROBE_CHILD, str(repo), str(port), "1" if build else "0",
-                                    str(os.getpid())],
+                                    str(os.getpid()), "1" if available().mount_namespace else "0"],
                                    scratch=scratch, readonly=readonly, env=worker_env(base, scratch),
                                    stdout=subprocess.PIPE, new_proc=new_proc)
             except RuntimeError as e:
