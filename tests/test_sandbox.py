@@ -66,7 +66,8 @@ DAEMON_CHILD = textwrap.dedent("""
 def test_worker_env_allow_list_keeps_what_cuda_needs_and_no_secret():
     base = {"PATH": "/usr/bin", "LC_ALL": "C", "CUDA_VISIBLE_DEVICES": "0", "NCCL_NVLS_ENABLE": "0",
             "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1", "HOME": "/root",
-            "OPENAI_API_KEY": "sk-test-1234567890", "CUDA_AUTH_TOKEN": "abcdefgh12", "NVIDIA_KEY": "short", "HF_HUB_OFFLINE": "1",
+            "OPENAI_API_KEY": "sk-test-1234567890", "CUDA_AUTH_TOKEN": "abcdefgh12", "NVIDIA_KEY": "short",
+            "HF_HUB_OFFLINE": "1",
             "LD_LIBRARY_PATH": "/opt/lib:sk-test-1234567890", "SSH_AUTH_SOCK": "/tmp/agent", "EDITOR": "vi"}
     env = sandbox.worker_env(base, Path("/scratch/w1"))
     assert env == {"PATH": "/usr/bin", "LC_ALL": "C", "CUDA_VISIBLE_DEVICES": "0", "NCCL_NVLS_ENABLE": "0",
@@ -131,7 +132,7 @@ def test_write_into_readonly_path_fails_and_nothing_changes(tmp_path):
 
 
 @needs_namespaces
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make device nodes (without root, file modes guard devices)")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make device nodes (without root, modes guard devices)")
 def test_only_listed_devices_open_and_kernel_knobs_are_read_only(tmp_path):
     # Two null devices (harmless to open) that root's file permissions alone would let cmd use:
     # one among the host's /dev, one inside a read-only tree.
@@ -284,7 +285,7 @@ def test_network_is_unreachable_and_reachable_when_asked(tmp_path):
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.5)
     port = server.getsockname()[1]
-    connect = f"import socket\ntry:\n socket.create_connection(('127.0.0.1', {port}), timeout=2); print('connected')\n" \
+    connect = f"import socket\ntry:\n socket.create_connection(('127.0.0.1', {port}), timeout=2)\n print('connected')\n" \
               "except OSError as e:\n print('refused', e.errno)"
     results = {}
     with server:

@@ -181,6 +181,8 @@ def _spawn(cmd: list[str], can: Confinement, *, scratch: Path, readonly: Sequenc
            env: Mapping[str, str] | None = None, stdin=None, stdout=None, stderr=None, pass_fds: Sequence[int] = (),
            network: bool = False, new_proc: bool = False, hidden: Sequence[Path] = ()
            ) -> tuple[subprocess.Popen, Confinement]:
+    if not sys.platform.startswith("linux"):
+        raise RuntimeError(f"workbench.sandbox needs Linux (prctl, /proc, namespaces); this is {sys.platform}")
     scratch = Path(scratch).resolve()
     for p in [*readonly, *writable, *hidden]:
         if not Path(p).exists():

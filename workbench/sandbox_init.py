@@ -306,7 +306,8 @@ def setup_main(spec: dict, cmd: list[str]) -> int:
             _bind_writable(path)
         _restrict_devices()
         for path in spec["hidden"]:  # an empty read-only tmpfs over it: its files cannot be read
-            _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, f"hide {path}", "size=4k,mode=555")
+            _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, f"hide {path}",
+                   "size=4k,mode=555")
     except OSError as e:
         _report(report, "error", f"setup: {e}")
         return 125
