@@ -139,14 +139,17 @@ def _protect_kernel() -> None:
 
 
 def _loopback_up() -> None:
+    import _socket  # not `socket`: it would add a few ms (enum, selectors) to every start
+    import _struct
     import fcntl
-    import socket
-    import struct
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s, siocgifflags, req))[1]
-        fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        req = _struct.pack("16sH14x", b"lo", 0)
+        flags = _struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), siocgifflags, req))[1]
+        fcntl.ioctl(s.fileno(), siocsifflags, _struct.pack("16sH14x", b"lo", flags | iff_up))
+    finally:
+        s.close()
 
 
 def _drop_privileges() -> None:
