@@ -166,6 +166,33 @@ def test_only_listed_devices_open_and_kernel_knobs_are_read_only(tmp_path):
 
 
 @needs_namespaces
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm here")
+def test_dev_shm_is_private_but_a_scratch_there_is_shared():
+    other = Path(f"/dev/shm/workbench-test-other-{os.getpid()}")
+    other.write_text("theirs")
+    scratch = Path(f"/dev/shm/workbench-test-scratch-{os.getpid()}")
+    probe = textwrap.dedent(f"""
+        import multiprocessing, os
+        print(sorted(os.listdir("/dev/shm")))
+        open({str(other)!r}, "w").write("mine")
+        open("out.txt", "w").write("result")
+        multiprocessing.Lock()
+        print("lock ok")
+    """)
+    try:
+        proc, _ = sandbox.spawn([sys.executable, "-c", probe], scratch=scratch, readonly=[Path("/")],
+                                stdout=subprocess.PIPE)
+        out, _ = proc.communicate(timeout=30)
+        assert out.decode().splitlines() == [str([scratch.name]), "lock ok"]
+        assert other.read_text() == "theirs" and (scratch / "out.txt").read_text() == "result"
+    finally:
+        other.unlink()
+        for f in scratch.glob("*"):
+            f.unlink()
+        scratch.rmdir()
+
+
+@needs_namespaces
 def test_hidden_directory_looks_empty_and_stays_intact(tmp_path):
     home = tmp_path / "home"
     (home / ".config").mkdir(parents=True)

@@ -5,8 +5,9 @@ site-packages, no PYTHON* variables; it is on every worker's start, so it import
 what the interpreter has loaded anyway: json and re would add a third to its cost).
 
     outer   unshare(2): new mount + PID + network namespaces (+ user namespace when not root);
-            read-only bind remounts of `readonly`, read-write binds of `writable` and scratch,
-            an empty read-only tmpfs over each `hidden` directory
+            read-only bind remounts of `readonly`, a private /dev/shm, read-write binds of
+            `writable` and scratch, an empty read-only tmpfs over each `hidden` directory,
+            /dev read-only with only a few devices usable
     init    PID 1 of the new PID namespace: PR_SET_PDEATHSIG on outer, reaps orphans, and exits
             when cmd exits or a lifeline closes (the judge's, or outer's); the kernel then kills
             every process left in the namespace
@@ -39,8 +40,8 @@ PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 # SECBIT_NOROOT|_LOCKED, NO_SETUID_FIXUP|_LOCKED, KEEP_CAPS_LOCKED: root regains nothing at execve
 _SECUREBITS = 0x01 | 0x02 | 0x04 | 0x08 | 0x20
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
-# /proc, /sys and /dev stay as they are under a read-only "/": CUDA needs its device nodes and
-# /dev/shm, and the worker's output files live there.
+# A read-only "/" leaves these to _protect_kernel, _restrict_devices and _private_shm, which
+# keep what CUDA and Python need usable.
 _KEEP_AS_IS = ("/proc", "/sys", "/dev")
 # cmd is uid 0 without capabilities as root: plain file permissions would still let it open
 # the host's devices (disks, loop, kvm) and write kernel knobs (/proc/sys, sysrq). Only these
@@ -104,7 +105,7 @@ def _bind_readonly(path: str) -> None:
     for point in _mountinfo_points():
         if not _under(point, path):
             continue
-        if any(_under(point, keep) for keep in _KEEP_AS_IS) and not any(_under(path, k) for k in _KEEP_AS_IS):
+        if any(_under(point, k) for k in _KEEP_AS_IS) and not any(_under(path, k) for k in _KEEP_AS_IS):
             continue
         try:
             kept = os.statvfs(point).f_flag & _KEPT_FLAGS
@@ -119,8 +120,24 @@ def _bind_writable(path: str) -> None:
     _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_NODEV | kept, f"read-write remount of {path}")
 
 
+def _private_shm(writable: list[str]) -> None:
+    """A fresh /dev/shm of cmd's own (POSIX semaphores and shared memory keep working, other
+    workers' files there are out of sight), with the writable paths that lived in the host's
+    /dev/shm (the judge puts scratch directories there) bound back in at the same place."""
+    if not os.path.isdir("/dev/shm"):
+        return
+    inside = [p for p in writable if _under(p, "/dev/shm") and p != "/dev/shm"]
+    handles = {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p in inside}  # reachable after the overmount
+    _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "private /dev/shm", "mode=1777")
+    for path, fd in handles.items():
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, f"bind {path} into the private /dev/shm")
+        os.close(fd)
+
+
 def _restrict_devices() -> None:
-    """Bind the devices cmd may use onto themselves, then make the rest of /dev nodev."""
+    """Bind the devices cmd may use onto themselves, then make the rest of /dev nodev and
+    read-only (/dev is the host's own devtmpfs: uid 0 could otherwise delete its nodes)."""
     if "/dev" not in _mountinfo_points():
         _mount("/dev", "/dev", None, MS_BIND | MS_REC, "bind /dev")
     names = [n for n in os.listdir("/dev") if n in _DEVICES or n.startswith("nvidia")]
@@ -129,7 +146,7 @@ def _restrict_devices() -> None:
         if not os.path.islink(node):
             _mount(node, node, None, MS_BIND | MS_REC, f"bind {node}")
     kept = os.statvfs("/dev").f_flag & _KEPT_FLAGS
-    _mount(None, "/dev", None, MS_REMOUNT | MS_BIND | MS_NODEV | kept, "nodev remount of /dev")
+    _mount(None, "/dev", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV | kept, "read-only nodev remount of /dev")
 
 
 def _protect_kernel() -> None:
@@ -305,6 +322,7 @@ def setup_main(spec: dict, cmd: list[str]) -> int:
         _mount(None, "/", None, MS_REC | MS_PRIVATE, "make mounts private")  # nothing leaks to the host
         for path in sorted(spec["readonly"], key=lambda p: p.count("/")):
             _bind_readonly(path)
+        _private_shm(spec["writable"])
         for path in spec["writable"]:
             _bind_writable(path)
         _restrict_devices()
