@@ -25,8 +25,8 @@ def test_time_hidden_from_the_worker_is_caught():
 
 def test_the_cpu_target_has_more_slack():
     cal = {"overhead_ms": 1.0}
-    assert judge_clock_check(result(1.0, 1.6, "wall clock"), cal) is None
-    assert judge_clock_check(result(1.0, 3.0, "wall clock"), cal)
+    assert judge_clock_check(result(1.0, 3.0, "wall clock"), cal) is None
+    assert judge_clock_check(result(1.0, 6.0, "wall clock"), cal)
 
 
 def test_the_interleaved_calibration_follows_the_machine():
@@ -35,3 +35,4 @@ def test_the_interleaved_calibration_follows_the_machine():
     loaded = {**result(0.5, 14.0, "wall clock"), "noop_overhead_ms": 13.8}
     assert judge_clock_check(loaded, early) is None
     assert judge_clock_check({**loaded, "noop_overhead_ms": 8.0}, early)
+    assert judge_clock_check({**result(0.5, 14.0), "noop_overhead_ms": 13.8}, early) is None  # GPU

@@ -239,7 +239,7 @@ def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, targe
         verdict.status = "error"
         verdict.reasons.append(f"error: cannot read candidate: {e}")
         return verdict
-    scan = audit.scan_source(source) if static_scan else []
+    scan = audit.scan_source(source, str(candidate_path)) if static_scan else []
     syntax = [c for c in scan if c.startswith("syntax_error")]
     if syntax:
         verdict.status = "error"

@@ -228,8 +228,10 @@ def judge_clock_check(result: dict[str, Any], calibration: dict[str, Any]) -> st
     excess = result["overhead_ms"] - base
     result["judge_excess_ms"] = excess
     # Honest seeds on the H200 showed -0.1..+0.36 ms of excess per call (the profiler's own work
-    # after a candidate's kernels, and drift); on a CPU the candidate's threads compete with the judge's.
-    limit = 0.25 * result["events"]["median"] + 0.5
+    # after a candidate's kernels, and drift). On a CPU the candidate, the worker's flush and the
+    # judge share the same few cores: a loaded 2-core machine showed +1 ms on an honest 0.5 ms relu.
+    gpu = result.get("method") == "cuda events"
+    limit = (0.25 * result["events"]["median"] + 0.5) if gpu else (0.5 * result["events"]["median"] + 3.0)
     if excess > limit:
         return (f"timing_mismatch: the judge's clock saw {excess:.4f} ms per call more than the worker reported "
                 f"(reported {result['events']['median']:.4f} ms, limit {limit:.4f} ms): work escaped the timed "

@@ -89,6 +89,13 @@ def tampered(snapshot: dict[tuple[str, str], int]) -> list[str]:
             if id(vars(objs[label]).get(k)) != ident]
 
 
+def _suspended() -> Any:
+    """The harness's own work that the guard refuses a candidate (the guard honours it from harness code only)."""
+    import contextlib
+
+    return _guard.suspended() if _guard is not None else contextlib.nullcontext()
+
+
 def overlaps(a: Any, b: Any) -> bool:
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.device != b.device:
         return False
@@ -202,6 +209,7 @@ class Worker:
         self.is_candidate = True
         path = Path(req["candidate"])
         build.BUILDER = self._request_build
+        sys.dont_write_bytecode = True  # importing the candidate must not write next to its file
         if _guard is not None:  # from here on the process is the candidate's: refuse what it may not do
             _guard.arm(writable=[str(self.scratch)])
             for name in [m for m in sys.modules if m == "workbench" or m.startswith("workbench.")]:
@@ -336,7 +344,8 @@ def serve(worker: Worker) -> None:
             resp = getattr(worker, OPS[op])(req)
         except BaseException as e:  # noqa: BLE001 - candidate code can raise anything, SystemExit included
             kind, fatal = classify(e)
-            resp = {"error": kind, "detail": "".join(traceback.format_exception(e))[-8000:]}
+            with _suspended():  # formatting walks the traceback's frames, which the guard refuses the candidate
+                resp = {"error": kind, "detail": "".join(traceback.format_exception(e))[-8000:]}
             if kind == "build_error":
                 resp["log"] = e.result.log  # type: ignore[attr-defined]
         if worker.is_candidate and op != "sample":  # not on the timed path; patches persist until `finish`

@@ -1,4 +1,4 @@
-"""CHEAT torch_unless_profiled on softmax_small: its own C++ softmax while torch.autograd._profiler_enabled() is true, torch.softmax otherwise. expect: torch_compute, library_kernel"""
+"""CHEAT torch_unless_profiled on softmax_small: its own C++ softmax while torch.autograd._profiler_enabled() is true, torch.softmax otherwise. expect: forbidden_source"""
 import torch
 import torch.nn as nn
 from torch.utils.cpp_extension import load_inline
