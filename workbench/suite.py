@@ -515,6 +515,8 @@ def match_one(path: Path, rel: Path, refs: list[Entry]) -> Match:
     parent = path.parent
     same_dir = [r for r in refs if r.path.parent == parent.resolve() and r.stem in REFERENCE_STEMS]
     named = [r for r in refs if (r.stem in REFERENCE_STEMS and r.path.parent.name == parent.name) or r.stem == parent.name]
+    if level is not None and len(named) > 1:
+        named = [r for r in named if r.level == level]
     for hits in (same_dir, named):
         if len(hits) == 1:
             return Match(path, rel.as_posix(), hits[0], "problem_dir")
@@ -550,7 +552,7 @@ def rejudge_main(a: Any) -> int:
     suites_dir = Path(a.suites_dir) if a.suites_dir else SUITES_DIR
     params = {"kind": "rejudge", "refs": str(refs_root), "kernels": str(kernels_root), "policies": policies,
               "target": a.target, "compile": a.compile, "samples": a.samples, "trials": a.trials, "only": a.only,
-              "limit": a.limit}
+              "limit": a.limit, "timing": a.timing}
     store = RunStore.open(a.suite_id or _new_id("rejudge", kernels_root), params, suites_dir)
     log = Log(store)
     matched = [m for m in matches if m.reference is not None]
@@ -564,7 +566,8 @@ def rejudge_main(a: Any) -> int:
         groups.setdefault(m.reference.rel, []).append(m)  # type: ignore[union-attr]
     entries = [g[0].reference for g in groups.values()]
     problems = open_problems(log, entries, a.target)  # type: ignore[arg-type]
-    measure_baselines(log, entries, problems, a.target, a.compile, a.samples)  # type: ignore[arg-type]
+    if a.timing:  # --no-timing judges correctness only: no baselines, no speedups
+        measure_baselines(log, entries, problems, a.target, a.compile, a.samples)  # type: ignore[arg-type]
     judged = [0]
     total = sum(len(g) for g in groups.values()) * len(policies)
     for ref_rel, group in groups.items():
@@ -578,8 +581,8 @@ def rejudge_main(a: Any) -> int:
             if not todo:
                 continue
             by_path = {m.candidate: m for m in todo}
-            pool = EvalPool(a.target, trials=a.trials, samples=a.samples, timeout_s=a.timeout, baseline=baseline,
-                            **policy_kwargs(policy))
+            pool = EvalPool(a.target, trials=a.trials, samples=a.samples, timeout_s=a.timeout, timing=a.timing,
+                            baseline=baseline or None, **policy_kwargs(policy))
 
             def record(path: Path, v: Any, policy: str = policy) -> None:
                 m = by_path[path]
