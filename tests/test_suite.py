@@ -142,6 +142,7 @@ def test_policy_resolution():
 
 
 # -- batch --suite ----------------------------------------------------------------------------------------
+@pytest.mark.slow  # three runs of the CLI, one baseline measured (~35 s on 2 cores)
 def test_batch_suite_reports_every_problem_and_resumes_without_remeasuring(tmp_path: Path):
     args = ("batch", "--suite", str(MINI), "--only", "level1/1_*", "--only", "level3", "--target", "cpu",
             "--no-compile", "--suites-dir", str(tmp_path), "--suite-id", "mini")
@@ -201,7 +202,7 @@ def test_rejudge_runs_layout_strict_then_resume(tmp_path: Path):
 @pytest.mark.slow
 def test_partial_replacement_under_both_policies(tmp_path: Path):
     p = cli("eval", "--suite", str(MINI), str(RUNS), "--only", "*level_2_*", "--policy", "strict", "--policy",
-            "partial", "--target", "cpu", "--no-compile", "--trials", "2", "--suites-dir", str(tmp_path),
+            "partial", "--target", "cpu", "--no-timing", "--trials", "2", "--suites-dir", str(tmp_path),
             "--suite-id", "pp")
     assert p.returncode == 0, p.stdout + p.stderr
     rows = json.loads((tmp_path / "pp" / "rejudge.json").read_text())["rows"]
@@ -211,5 +212,3 @@ def test_partial_replacement_under_both_policies(tmp_path: Path):
         assert by["partial"]["policy"] == "strict" and "this judge has no partial" in p.stdout
         pytest.skip("this judge has no partial policy yet: the strict half is checked, the partial half waits for it")
     assert by["partial"]["policy"] == "partial" and by["partial"]["status"] == "correct", by["partial"]
-    share = by["partial"]["device_share"]
-    assert share and share["own"] > 0 and share["torch"] > 0

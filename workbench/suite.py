@@ -460,7 +460,10 @@ def suite_report(store: RunStore, problems: dict[str, Problem]) -> dict[str, Any
           r["note"] + (f"; baseline: {str(r['baseline_error']).strip().splitlines()[-1][:160]}" if r["baseline_error"] else "")]
          for r in rows])
     counts = {k: sum(1 for r in rows if r["status"] == k) for k in sorted({r["status"] for r in rows})}
-    md = [f"# Suite {store.run_id}", "", f"{len(rows)} problems: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+    asked = store.params.get("policy")
+    policy_line = f"Policy: {asked}." if asked else \
+        f"Policy: each file's POLICY, else {SUITE_DEFAULT_POLICY} (as KernelBench's checker by default)."
+    md = [f"# Suite {store.run_id}", "", policy_line, "", f"{len(rows)} problems: " + ", ".join(f"{v} {k}" for k, v in counts.items())
           + f"; {len(scored)} searched, {sum(1 for r in rows if r['eager_ms'])} with an eager baseline.", "", table, ""]
     if by_policy:
         md += ["## fast_p over the searched problems (best kernel per problem)", "", fastp_table(by_policy), ""]
