@@ -47,6 +47,8 @@ def test_geomean_is_over_correct_entries_only():
     assert f["n"] == 2 and f["correct"] == 1 and f["correct_rate"] == 0.5
     assert f["eager"]["fast_p"]["1.0"] == 0.5 and f["compile"]["fast_p"]["1.0"] == 0.0
     assert f["compile"]["fast_p"]["0.0"] == 0.5 and math.isclose(f["compile"]["geomean"], 0.5)
+    unmeasured = figures([{"correct": True, "speedup_eager": 2.0, "speedup_compile": None}])
+    assert unmeasured["compile"]["fast_p"]["1.0"] is None and unmeasured["eager"]["fast_p"]["1.0"] == 1.0
 
 
 def test_degenerate_problems_are_counted_apart_per_level():
@@ -139,6 +141,10 @@ def test_policy_resolution():
     assert suite.policy_for(problem, "strict") == "strict"
     problem.module.POLICY = "strict"  # a file's own POLICY beats the suite default, --policy beats both
     assert suite.policy_for(problem, None) == "strict" and suite.policy_for(problem, "partial") == "partial"
+    from workbench.problem import load_problem
+
+    ours = load_problem("softmax")  # the repo's own problems/ are judged strict unless told otherwise
+    assert suite.policy_for(ours, None) == "strict"
 
 
 # -- batch --suite ----------------------------------------------------------------------------------------

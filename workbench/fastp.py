@@ -42,5 +42,9 @@ def figures(rows: Iterable[dict], baselines: Sequence[str] = ("eager", "compile"
                  "correct_rate": (sum(correct) / len(rows)) if rows else None}
     for b in baselines:
         sp = [r.get(f"speedup_{b}") for r in rows]
+        correct_sp = [s for c, s in zip(correct, sp) if c]
+        if correct_sp and all(s is None for s in correct_sp):  # the baseline was never measured: no figure, not a 0
+            out[b] = {"fast_p": {str(p): None for p in P_VALUES}, "geomean": None}
+            continue
         out[b] = {"fast_p": {str(p): fast_p(correct, sp, p) for p in P_VALUES}, "geomean": geomean_speedup(correct, sp)}
     return out

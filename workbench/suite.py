@@ -28,7 +28,7 @@ from typing import Any, Callable
 import torch
 
 from workbench.fastp import P_VALUES, figures
-from workbench.problem import REPO_ROOT, Problem, ProblemError, load_problem, tensor_bytes
+from workbench.problem import PROBLEMS_DIR, REPO_ROOT, Problem, ProblemError, load_problem, tensor_bytes
 from workbench.store import RunStore
 
 SUITES_DIR = Path(os.environ.get("WORKBENCH_SUITES", REPO_ROOT / "outputs" / "suites"))
@@ -181,8 +181,9 @@ def judge_takes_policy() -> bool:
 
 
 def policy_for(problem: Problem, asked: str | None) -> str:
-    """--policy, else the file's POLICY, else the suite default (see SUITE_DEFAULT_POLICY)."""
-    policy = asked or getattr(problem.module, "POLICY", None) or SUITE_DEFAULT_POLICY
+    """--policy, else the file's POLICY, else strict for our own problems/ and SUITE_DEFAULT_POLICY for the rest."""
+    own = problem.path.resolve().is_relative_to(PROBLEMS_DIR.resolve())
+    policy = asked or getattr(problem.module, "POLICY", None) or ("strict" if own else SUITE_DEFAULT_POLICY)
     if policy not in POLICIES:
         raise ProblemError(f"{problem.path}: policy {policy!r} is not one of {', '.join(POLICIES)}")
     return policy
@@ -374,6 +375,7 @@ def run_search(log: Log, e: Entry, problem: Problem, a: Any, policy: str, suite_
     if not store.has("baseline") and baseline.get("eager_ms"):
         store.append("baseline", "baseline", **{k: v for k, v in baseline.items() if k not in ("id", "type", "time", "rel")})
     Search(params, run_id=run_id, runs_dir=runs_dir).run()
+    store = RunStore(store.dir)  # the search appended through its own store: read the log again
     verdicts = store.events("verdict")
     best_path = store.dir / "best.json"
     best = json.loads(best_path.read_text()) if best_path.is_file() else None
@@ -462,7 +464,7 @@ def suite_report(store: RunStore, problems: dict[str, Problem]) -> dict[str, Any
     counts = {k: sum(1 for r in rows if r["status"] == k) for k in sorted({r["status"] for r in rows})}
     asked = store.params.get("policy")
     policy_line = f"Policy: {asked}." if asked else \
-        f"Policy: each file's POLICY, else {SUITE_DEFAULT_POLICY} (as KernelBench's checker by default)."
+        f"Policy: each file's POLICY, else strict for problems/ and {SUITE_DEFAULT_POLICY} for the rest (as KernelBench's checker)."
     md = [f"# Suite {store.run_id}", "", policy_line, "", f"{len(rows)} problems: " + ", ".join(f"{v} {k}" for k, v in counts.items())
           + f"; {len(scored)} searched, {sum(1 for r in rows if r['eager_ms'])} with an eager baseline.", "", table, ""]
     if by_policy:
