@@ -374,7 +374,13 @@ def run_search(log: Log, e: Entry, problem: Problem, a: Any, policy: str, suite_
     baseline = log.get(f"baseline:{e.rel}") or {}
     if not store.has("baseline") and baseline.get("eager_ms"):
         store.append("baseline", "baseline", **{k: v for k, v in baseline.items() if k not in ("id", "type", "time", "rel")})
-    Search(params, run_id=run_id, runs_dir=runs_dir).run()
+    def progress(ev: dict[str, Any]) -> None:
+        if ev["type"] == "verdict":
+            log.say(f"  {ev['candidate']}: {ev['status']} {_num(ev.get('ms'))} ms, {_num(ev.get('speedup_eager'), '{:.2f}x')} eager")
+        elif ev["type"] == "round":
+            log.say(f"  round {ev['round']}: best {ev['best']} {_num(ev.get('best_ms'))} ms")
+
+    Search(params, run_id=run_id, runs_dir=runs_dir, on_event=progress).run()
     store = RunStore(store.dir)  # the search appended through its own store: read the log again
     verdicts = store.events("verdict")
     best_path = store.dir / "best.json"
