@@ -452,7 +452,8 @@ def suite_report(store: RunStore, problems: dict[str, Problem]) -> dict[str, Any
             note = f"{s['candidates']} candidates, best {s.get('best') or 'none correct'}"
         row = {"rel": rel, "level_label": label, "status": p["status"], "eager_ms": b.get("eager_ms"),
                "compile_ms": b.get("compile_ms"), "baseline_error": b.get("eager_error") or b.get("compile_error"),
-               "note": note, "policy": (s or {}).get("policy"), "correct": bool(s and s.get("correct")),
+               "note": note, "policy": (s or {}).get("policy"), "policy_asked": (s or {}).get("policy_asked"),
+               "correct": bool(s and s.get("correct")),
                "ms": (s or {}).get("ms"), "speedup_eager": (s or {}).get("speedup_eager"),
                "speedup_compile": (s or {}).get("speedup_compile"), "degenerate": bool(s and s.get("degenerate"))}
         rows.append(row)
@@ -463,7 +464,7 @@ def suite_report(store: RunStore, problems: dict[str, Problem]) -> dict[str, Any
         by_policy[policy] = figures_by_level([r for r in scored if str(r["policy"]) == policy])
     table = markdown_table(
         ["problem", "level", "eager ms", "compile ms", "policy", "best ms", "x eager", "x compile", "note"],
-        [[r["rel"], r["level_label"], _num(r["eager_ms"]), _num(r["compile_ms"]), r["policy"] or "-", _num(r["ms"]),
+        [[r["rel"], r["level_label"], _num(r["eager_ms"]), _num(r["compile_ms"]), _policy_text(r), _num(r["ms"]),
           _num(r["speedup_eager"], "{:.3f}x"), _num(r["speedup_compile"], "{:.3f}x"),
           r["note"] + (f"; baseline: {str(r['baseline_error']).strip().splitlines()[-1][:160]}" if r["baseline_error"] else "")]
          for r in rows])
