@@ -34,24 +34,9 @@ torch::Tensor relu_in_place(torch::Tensor x) {
     for (int64_t i = 0, n = x.numel(); i < n; ++i) p[i] = p[i] > 0.f ? p[i] : 0.f;
     return x;
 }
-
-// Row sums with keepdim, for 2_Sum_rows_small.
-torch::Tensor sum_rows(torch::Tensor x) {
-    x = x.contiguous();
-    auto out = torch::empty({x.size(0), 1}, x.options());
-    const float* in = x.data_ptr<float>();
-    float* o = out.data_ptr<float>();
-    const int64_t cols = x.size(1);
-    for (int64_t r = 0; r < x.size(0); ++r) {
-        double s = 0.0;
-        for (int64_t c = 0; c < cols; ++c) s += in[r * cols + c];
-        o[r] = static_cast<float>(s);
-    }
-    return out;
-}
 """
 _ext = load_inline(name="wbt_kb_mini_ops", cpp_sources=CPP,
-                   functions=["relu", "leaky_half", "relu_in_place", "sum_rows"], extra_cflags=["-O2"])
+                   functions=["relu", "leaky_half", "relu_in_place"], extra_cflags=["-O2"])
 
 
 class ModelNew(nn.Module):
