@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--suite", default=None, metavar="DIR",
                    help="every KernelBench-format file under DIR: baselines, searches where possible, fast_p")
     b.add_argument("--policy", choices=["strict", "partial"], default=None,
-                   help="judging policy for --suite (default: the file's POLICY, else partial as KernelBench)")
+                   help="judging policy for --suite (default: the file's POLICY, else strict for problems/, partial for the rest, as KernelBench)")
     suite_args(b)
     search_args(b)
 
