@@ -36,3 +36,10 @@ def test_the_interleaved_calibration_follows_the_machine():
     assert judge_clock_check(loaded, early) is None
     assert judge_clock_check({**loaded, "noop_overhead_ms": 8.0}, early)
     assert judge_clock_check({**result(0.5, 14.0), "noop_overhead_ms": 13.8}, early) is None  # GPU
+
+
+def test_a_noisy_machine_widens_the_limit():
+    early = {"overhead_ms": 1.0}
+    noisy = {**result(0.3, 9.0, "wall clock"), "noop_overhead_ms": 1.0, "noop_spread_ms": 4.0}
+    assert judge_clock_check(noisy, early) is None
+    assert judge_clock_check({**noisy, "noop_spread_ms": 0.5}, early)

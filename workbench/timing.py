@@ -208,7 +208,8 @@ def time_remote(worker: Any, samples: int, seed_base: int, *, warmup: int = 3, n
         if i + 1 >= min(samples, MIN_SAMPLES) and perf() - t_start > max_seconds:
             break
     ev_stats = Stats.of(events)
-    extra = {"noop_overhead_ms": statistics.median(noops)} if noops else {}
+    extra = {"noop_overhead_ms": statistics.median(noops), "noop_spread_ms": Stats.of(noops).p90 - Stats.of(noops).p10
+             } if noops else {}
     return {**extra, "ms": ev_stats.median, "events": vars(ev_stats), "wall": vars(Stats.of(walls)), "judge": vars(Stats.of(judge)),
             "overhead_ms": statistics.median(j - e for j, e in zip(judge, events)), "samples": len(events),
             "device": device_name(worker.device), "method": "cuda events" if "cuda" in str(worker.device) else "wall clock",
@@ -230,8 +231,11 @@ def judge_clock_check(result: dict[str, Any], calibration: dict[str, Any]) -> st
     # Honest seeds on the H200 showed -0.1..+0.36 ms of excess per call (the profiler's own work
     # after a candidate's kernels, and drift). On a CPU the candidate, the worker's flush and the
     # judge share the same few cores: a loaded 2-core machine showed +1 ms on an honest 0.5 ms relu.
+    # The machine's own noise (the spread of the calibration samples) widens the limit: the check's
+    # resolution is what the machine allows, measured, not a constant.
     gpu = result.get("method") == "cuda events"
     limit = (0.25 * result["events"]["median"] + 0.5) if gpu else (0.5 * result["events"]["median"] + 3.0)
+    limit += 2.0 * result.get("noop_spread_ms", 0.0)
     if excess > limit:
         return (f"timing_mismatch: the judge's clock saw {excess:.4f} ms per call more than the worker reported "
                 f"(reported {result['events']['median']:.4f} ms, limit {limit:.4f} ms): work escaped the timed "
