@@ -271,7 +271,7 @@ def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, targe
     catch a cheat; the search always scans.
     """
     t0 = time.perf_counter()
-    problem = problem if isinstance(problem, Problem) else load_problem(problem)
+    problem = (problem if isinstance(problem, Problem) else load_problem(problem)).for_target(target)
     candidate_path = Path(candidate_path)
     verdict = Verdict(problem.name, str(candidate_path), target)
     try:
@@ -418,7 +418,7 @@ def _main_dtype(problem: Problem) -> str:
 def time_reference(problem: Problem | str | Path, *, target: str = "cuda", compile: bool = True,
                    samples: int = 30, device_index: int = 0, timeout_s: float = 900.0) -> dict[str, Any]:
     """Eager (and torch.compile) timings of the reference, by the candidates' protocol, in one worker each."""
-    problem = problem if isinstance(problem, Problem) else load_problem(problem)
+    problem = (problem if isinstance(problem, Problem) else load_problem(problem)).for_target(target)
     device = device_for(target, device_index)
     out: dict[str, Any] = {"device": None}
     for kind in ("eager", "compile") if compile else ("eager",):

@@ -128,7 +128,7 @@ class Worker:
         from workbench import audit, build
         from workbench.problem import construct, given_inputs, load_problem
 
-        self.problem = load_problem(req["problem"])
+        self.problem = load_problem(req["problem"], target=self.device.type)
         if req.get("reference"):
             cls = self.problem.module.Model
         else:
