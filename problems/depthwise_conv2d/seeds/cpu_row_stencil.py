@@ -16,7 +16,8 @@ CPP = r"""
 #include <ATen/Parallel.h>
 
 #define PLANES_PER_TASK 1  // tune: 1, 2, 4, 8
-#define SIMDLEN 8  // tune: 4, 8, 16  (floats per vector: SSE, AVX2, AVX-512)
+// SIMDLEN: floats per vector (4 SSE, 8 AVX2, 16 AVX-512)
+#define SIMDLEN 8  // tune: 4, 8, 16
 
 torch::Tensor depthwise3x3(torch::Tensor x, torch::Tensor w) {
     TORCH_CHECK(x.device().is_cpu() && x.dim() == 4 && x.scalar_type() == torch::kFloat32, "expected (N, C, H, W) float32 on the CPU");

@@ -17,7 +17,8 @@ CPP = r"""
 #include <cstring>
 
 #define GRAIN 16384  // tune: 4096, 16384, 65536, 262144
-#define SIMDLEN 8  // tune: 4, 8, 16  (floats per vector: SSE, AVX2, AVX-512)
+// SIMDLEN: floats per vector (4 SSE, 8 AVX2, 16 AVX-512)
+#define SIMDLEN 8  // tune: 4, 8, 16
 
 static inline float exp_clamped(float y) {
     y = y < -87.0f ? -87.0f : (y > 88.0f ? 88.0f : y);

@@ -20,7 +20,8 @@ CPP = r"""
 #include <vector>
 
 #define CHUNK 4096  // tune: 1024, 2048, 4096, 8192, 16384
-#define SIMDLEN 8  // tune: 4, 8, 16  (floats per vector: SSE, AVX2, AVX-512)
+// SIMDLEN: floats per vector (4 SSE, 8 AVX2, 16 AVX-512)
+#define SIMDLEN 8  // tune: 4, 8, 16
 
 torch::Tensor layernorm(torch::Tensor x, torch::Tensor w, torch::Tensor b, double eps) {
     TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32, "expected a float32 CPU tensor");
