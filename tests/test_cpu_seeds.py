@@ -70,21 +70,26 @@ def test_seed_target_is_read_without_importing(tmp_path: Path):
     good = tmp_path / "a.py"
     good.write_text('raise SystemExit("imported")\nTARGET = "cpu"\n')
     assert seed_target(good) == "cpu"
-    plain = tmp_path / "b.py"
-    plain.write_text("x = 1\n")
-    assert seed_target(plain) == "cuda"
+    cuda = tmp_path / "b.py"
+    cuda.write_text('load_inline(name="k", cpp_sources=CPP, cuda_sources=CU)\n')
+    assert seed_target(cuda) == "cuda", "undeclared with cuda_sources: a CUDA seed"
+    cpp = tmp_path / "d.py"
+    cpp.write_text('load_inline(name="k", cpp_sources=CPP)\n')
+    assert seed_target(cpp) == "cpu", "undeclared, C++ only: a CPU seed (tests/problems/scale_rows)"
     bad = tmp_path / "c.py"
     bad.write_text("TARGET = 3\n")
     with pytest.raises(ProblemError, match="TARGET must be"):
         seed_target(bad)
 
 
-def test_a_problem_without_cpu_sizes_keeps_its_own(tmp_path: Path):
+def test_a_problem_without_cpu_sizes_keeps_its_own():
     ref = ROOT / "tests" / "problems" / "softmax_small" / "reference.py"
     p = load_problem(ref, target="cpu")
     assert p.sizes == "stated" and p.target == "cpu"
     torch.manual_seed(0)
     assert tuple(p.draw_inputs()[0].shape) == (32, 16384)
+    rows = load_problem(ROOT / "tests" / "problems" / "scale_rows" / "reference.py", target="cpu")
+    assert [s.stem for s in rows.seeds()] == ["blocked", "loop"], "C++-only seeds without TARGET stay CPU seeds"
 
 
 @pytest.mark.slow  # a fresh build of torch/extension.h's precompiled header alone takes ~30-80 s here

@@ -21,9 +21,9 @@ PROBLEMS_DIR = REPO_ROOT / "problems"
 # the stated distribution (assumed mean 0, variance 1, bounded range...) fails.
 DISTRIBUTIONS = ("given", "normal", "shifted", "uniform")
 
-# A seed file says which target it is written for with a module constant TARGET = "cpu";
-# a seed without one is a CUDA seed (every seed written before the convention is).
-DEFAULT_SEED_TARGET = "cuda"
+# A seed file says which target it is written for with a module constant TARGET = "cpu" or
+# "cuda". Without one, a seed that passes cuda_sources= is a CUDA seed and any other a CPU one
+# (C++ only), which is what every seed written before the convention is.
 
 
 class ProblemError(ValueError):
@@ -136,7 +136,7 @@ def target_kind(target: str | None) -> str | None:
 
 
 def seed_target(path: Path) -> str:
-    """The TARGET a seed file declares, read without importing it (importing would build it)."""
+    """The target a seed file is for, read without importing it (importing would build it)."""
     try:
         tree = ast.parse(path.read_text(), filename=str(path))
     except SyntaxError as e:
@@ -147,7 +147,8 @@ def seed_target(path: Path) -> str:
             if isinstance(node.value, ast.Constant) and node.value.value in ("cpu", "cuda"):
                 return node.value.value
             raise ProblemError(f"{path}:{node.lineno}: TARGET must be the string \"cpu\" or \"cuda\"")
-    return DEFAULT_SEED_TARGET
+    uses_cuda = any(isinstance(n, ast.keyword) and n.arg == "cuda_sources" for n in ast.walk(tree))
+    return "cuda" if uses_cuda else "cpu"
 
 
 def load_module(path: Path, module_name: str) -> ModuleType:
