@@ -21,10 +21,6 @@ PROBLEMS_DIR = REPO_ROOT / "problems"
 # the stated distribution (assumed mean 0, variance 1, bounded range...) fails.
 DISTRIBUTIONS = ("given", "normal", "shifted", "uniform")
 
-# A seed file says which target it is written for with a module constant TARGET = "cpu" or
-# "cuda". Without one, a seed that passes cuda_sources= is a CUDA seed and any other a CPU one
-# (C++ only), which is what every seed written before the convention is.
-
 
 class ProblemError(ValueError):
     """A problem file that is missing or not in KernelBench format."""
@@ -136,7 +132,12 @@ def target_kind(target: str | None) -> str | None:
 
 
 def seed_target(path: Path) -> str:
-    """The target a seed file is for, read without importing it (importing would build it)."""
+    """The target a seed file is for, read without importing it (importing would build it).
+
+    A module constant TARGET = "cpu" or "cuda" says it; without one, a seed that passes
+    cuda_sources= is a CUDA seed and any other a CPU one (C++ only), which is what every seed
+    written before the convention is.
+    """
     try:
         tree = ast.parse(path.read_text(), filename=str(path))
     except SyntaxError as e:
