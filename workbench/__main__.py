@@ -99,7 +99,7 @@ def cmd_search(a: argparse.Namespace) -> int:
     load_problem(params.problem)  # a bad path fails here, before the progress bar draws
     from workbench.problem import load_problem
 
-    total = len(load_problem(params.problem).seeds()) + params.rounds * params.ideas * params.impls
+    total = len(load_problem(params.problem, target=params.target).seeds()) + params.rounds * params.ideas * params.impls
     bar = tqdm(total=total, desc=f"search {params.problem}", unit="cand")
 
     def on_event(ev: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ def _device(target: str, index: int) -> str:
 def time_reference(problem: Problem | str | Path, *, target: str = "cuda", compile: bool = True,
                    samples: int = 30, device_index: int = 0, timeout_s: float = 900.0) -> dict[str, Any]:
     """Eager (and torch.compile) timings of the reference, by the candidates' protocol, in one worker each."""
-    problem = problem if isinstance(problem, Problem) else load_problem(problem)
+    problem = (problem if isinstance(problem, Problem) else load_problem(problem)).for_target(target)
     device = _device(target, device_index)
     out: dict[str, Any] = {"device": None}
     for kind in ("eager", "compile") if compile else ("eager",):

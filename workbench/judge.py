@@ -227,7 +227,7 @@ def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, targe
     """
     t0 = time.perf_counter()
     phases = Phases()
-    problem = problem if isinstance(problem, Problem) else load_problem(problem)
+    problem = (problem if isinstance(problem, Problem) else load_problem(problem)).for_target(target)
     candidate_path = Path(candidate_path)
     policy = policy or problem.policy
     verdict = Verdict(problem.name, str(candidate_path), target, policy=policy, device_index=device_index)

@@ -76,7 +76,7 @@ class Search:
                  on_event: Callable[[dict[str, Any]], None] | None = None,
                  should_stop: Callable[[], bool] | None = None):
         self.p = params
-        self.problem: Problem = load_problem(params.problem)
+        self.problem: Problem = load_problem(params.problem, target=params.target)
         self.store = RunStore.open(run_id, asdict(params), runs_dir)
         self.on_event = on_event or (lambda ev: None)
         self.should_stop = should_stop or (lambda: False)

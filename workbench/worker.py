@@ -194,7 +194,7 @@ class Worker:
 
     # -- requests -----------------------------------------------------------------------------------------
     def problem_op(self, req: dict[str, Any]) -> dict[str, Any]:
-        self.problem = problems.load_problem(req["problem"])
+        self.problem = problems.load_problem(req["problem"], target=self.device.type)
         self.template = problems.given_inputs(self.problem, int(req["template_seed"]), self.device)
         if self.prof is not None:  # the harness's own stream, for the audit: one kernel in a labelled call
             with self._range("call:marker"):
