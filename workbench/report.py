@@ -213,12 +213,24 @@ def _axes(ax: Any, figsize: tuple[float, float] = (7, 4)) -> tuple[Any, Any]:
     return ax.figure, ax
 
 
-def plot_trajectory(store: RunStore, ax: Any = None, title: str | None = None) -> Any:
-    """Correct candidates by round (speedup, log axis) with the best-so-far line and the round bests' ideas;
-    failed candidates in a strip of their own below, one row per failure kind, so none reads as a slow kernel."""
-    from mpl_toolkits.axes_grid1 import make_axes_locatable
+def _times_formatter(value: float, _pos: Any = None) -> str:
+    return f"{value:g}x"
 
-    fig, ax = _axes(ax, (7, 4.6))
+
+def plot_trajectory(store: RunStore, ax: Any = None, title: str | None = None, strip: Any = None) -> Any:
+    """Correct candidates by round (speedup, log axis) with the best-so-far line and the round bests' ideas;
+    failed candidates in a strip of their own below (`strip`, made under `ax` when not given), one row per
+    failure kind, so none can be read as a slow kernel."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    if ax is None:
+        fig, (ax, strip) = _pyplot().subplots(2, 1, figsize=(7, 4.8), sharex=True, height_ratios=[3, 1],
+                                              layout="constrained")
+    elif strip is None:
+        from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+        strip = make_axes_locatable(ax).append_axes("bottom", size="28%", pad=0.08, sharex=ax)
+    fig = ax.figure
     rows = candidates(store)
     traj = trajectory(store)
     ok = [r for r in rows if eligible(r) and r["speedup_eager"] is not None]
@@ -237,30 +249,38 @@ def plot_trajectory(store: RunStore, ax: Any = None, title: str | None = None) -
             ax.annotate(label, (t["round"], t["round_best_speedup"]), textcoords="offset points", xytext=(4, 4),
                         fontsize=7, annotation_clip=True, clip_on=True)
     ax.axhline(1.0, color="gray", ls="--", lw=1)
-    values = [r["speedup_eager"] for r in ok] + [1.0]
     if ok:
+        values = [r["speedup_eager"] for r in ok] + [1.0]
         ax.set_yscale("log")
         ax.set_ylim(min(values) / 1.3, max(values) * 1.6)  # head room for the idea labels, inside the axes
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(_times_formatter))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
+        ax.legend(fontsize=7, loc="upper left")
     state = run_state(store)
     extra = "" if state["state"] == "finished" else f" [{state['state']}]"
     if not ok:
         extra += " - no correct kernel"
     ax.set_title(title or f"{problem_name(store)} ({store.run_id}){extra}", fontsize=9)
     ax.set_ylabel(UNITS, fontsize=8)
-    rounds = sorted({r["round"] for r in rows})
-    if not rows:
-        ax.set_xlabel("round")
-        ax.text(0.5, 0.5, "no candidates", ha="center", va="center", transform=ax.transAxes)
-        return fig
+    ax.tick_params(labelbottom=False)
+    rounds = sorted({r["round"] for r in rows}) or [0]
     ax.set_xticks(rounds)
-    ax.legend(fontsize=7, loc="upper left")
-    strip = make_axes_locatable(ax).append_axes("bottom", size="28%", pad=0.08, sharex=ax)
+    ax.set_xlim(min(rounds) - 0.4, max(rounds) + 0.9)  # room for the last round's idea labels
+    if not ok:
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no candidates" if not rows else "no correct kernel", ha="center", va="center",
+                transform=ax.transAxes)
     kinds = [k for k in dict.fromkeys(FAILURE_KINDS.values()) if any(r["kind"] == k for r in bad)]
     for y, kind in enumerate(kinds):
         pts = [r for r in bad if r["kind"] == kind]
-        status = pts[0]["status"]
-        ax_x = [r["round"] + 0.08 * ((i % 5) - 2) for i, r in enumerate(pts)]  # a little jitter: counts stay visible
-        strip.scatter(ax_x, [y] * len(pts), marker="x", s=30, c=STATUS_COLOURS.get(status, "tab:red"), zorder=3)
+        xs = []
+        for rnd in sorted({r["round"] for r in pts}):  # spread a round's points around it: counts stay visible
+            n = sum(1 for r in pts if r["round"] == rnd)
+            xs += [rnd + 0.08 * (i - (n - 1) / 2) for i in range(n)]
+        pts.sort(key=lambda r: r["round"])
+        strip.scatter(xs, [y] * len(pts), marker="x", s=30, c=STATUS_COLOURS.get(pts[0]["status"], "tab:red"),
+                      zorder=3)
     strip.set_yticks(range(len(kinds)), [f"{k} ({sum(r['kind'] == k for r in bad)})" for k in kinds], fontsize=7)
     strip.set_ylim(-0.7, max(0, len(kinds) - 1) + 0.7)
     if not kinds:
@@ -269,7 +289,6 @@ def plot_trajectory(store: RunStore, ax: Any = None, title: str | None = None) -
     strip.set_ylabel("failed", fontsize=8)
     strip.set_xlabel("round")
     strip.grid(axis="y", color="0.9")
-    ax.tick_params(labelbottom=False)
     return fig
 
 
@@ -556,12 +575,11 @@ def plot_trajectories(stores: Sequence[RunStore], cols: int = 2) -> Any:
     plt = _pyplot()
     n = max(1, len(stores))
     rows = math.ceil(n / cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False, layout="constrained")
-    for i, ax in enumerate(axs.flat):
-        if i < len(stores):
-            plot_trajectory(stores[i], ax=ax)
-        else:
-            ax.axis("off")
+    fig = plt.figure(figsize=(6.5 * cols, 4.6 * rows), layout="constrained")
+    for i, sub in enumerate(fig.subfigures(rows, cols, squeeze=False).flat):
+        if i < len(stores):  # a sub-figure per run: its failure strip is laid out with it, never over the next title
+            ax, strip = sub.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+            plot_trajectory(stores[i], ax=ax, strip=strip)
     fig.suptitle("search trajectories", fontsize=10)
     return fig
 
