@@ -182,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "eval":
             return cmd_eval(a)
         if a.cmd == "search":
+            from workbench.panel import problem_spec
+
+            a.problem = problem_spec(a.problem)  # stored as a name or an absolute path: resumable from anywhere
             return cmd_search(a)
         from workbench import batch
 

@@ -57,7 +57,7 @@ def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def _unjudged(v: dict[str, Any]) -> bool:
+def unjudged(v: dict[str, Any]) -> bool:
     return v.get("status") == "error" and any(UNJUDGED in str(r) for r in v.get("reasons") or [])
 
 
@@ -77,7 +77,7 @@ def spread(v: dict[str, Any] | None) -> dict[str, float | None]:
 
 def candidates(store: RunStore) -> list[dict[str, Any]]:
     """One row per candidate event (judged or not), joined with its idea and verdict."""
-    verdicts = {e["candidate"]: e for e in store.events("verdict") if not _unjudged(e)}
+    verdicts = {e["candidate"]: e for e in store.events("verdict") if not unjudged(e)}
     ideas = {e["id"]: e for e in store.events("idea")}
     base_device = baseline_device(store)
     rows = []
