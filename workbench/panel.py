@@ -309,7 +309,10 @@ class SearchPanel:
         import base64
 
         plt = report._pyplot()
-        fig = report.plot_trajectory(self.log)
+        # A log without an end event is a killed run to the report; here it may be one still running.
+        state = "running" if self.running() else report.run_state(self.log)["state"]
+        title = f"{report.problem_name(self.log)} ({self.log.run_id})" + ("" if state == "finished" else f" [{state}]")
+        fig = report.plot_trajectory(self.log, title=title)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
         plt.close(fig)

@@ -235,10 +235,11 @@ def plot_trajectory(store: RunStore, ax: Any = None, title: str | None = None, s
     traj = trajectory(store)
     ok = [r for r in rows if eligible(r) and r["speedup_eager"] is not None]
     bad = [r for r in rows if r["kind"]]
-    if ok:
-        ax.scatter([r["round"] for r in ok], [r["speedup_eager"] for r in ok],
-                   c=["tab:olive" if r["noisy"] else "tab:green" for r in ok], s=28, alpha=0.85,
-                   label="correct", zorder=3)
+    for noisy, colour, label in ((False, "tab:green", "correct"), (True, "tab:olive", "correct, noisy timing")):
+        pts = [r for r in ok if r["noisy"] == noisy]
+        if pts:
+            ax.scatter([r["round"] for r in pts], [r["speedup_eager"] for r in pts], c=colour, s=28, alpha=0.85,
+                       label=label, zorder=3)
     line = [(t["round"], t["best_speedup_eager"]) for t in traj if t["best_speedup_eager"] is not None]
     if line:
         ax.step([x for x, _ in line], [y for _, y in line], where="post", color="tab:blue", lw=2,
