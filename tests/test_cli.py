@@ -24,7 +24,7 @@ def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_eval_prints_the_verdict_and_writes_the_record(tmp_path: Path):
     out = tmp_path / "sub" / "record.json"
-    p = cli("eval", PROBLEM, SEED, "--target", "cpu", "--no-compile", "--trials", "2", "--out", str(out))
+    p = cli("eval", PROBLEM, SEED, "--target", "cpu", "--no-compile", "--trials", "2", "--samples", "5", "--out", str(out))
     assert p.returncode == 0, p.stdout + p.stderr
     assert "verdict    CORRECT" in p.stdout
     assert "eager" in p.stdout and "kernel" in p.stdout

@@ -104,7 +104,7 @@ def _on_signal(signum: int, _frame: Any) -> None:
     except Exception:  # a closed or broken stdout must not stop the cleanup
         pass
     n = kill_descendants()
-    message = f"stopped by {name}" + (f"; {hint}" if hint else "") + (f" ({n} worker processes ended)" if n else "")
+    message = f"stopped by {name}" + (f"; {hint}" if hint else "") + (f" ({n} child processes ended)" if n else "")
     try:
         sys.stderr.write("\n" + message + "\n")
         sys.stderr.flush()
