@@ -91,10 +91,9 @@ def search_params(a: argparse.Namespace, problem: str) -> Any:
 def cmd_search(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from workbench import cleanup
     from workbench.problem import load_problem
     from workbench.search import Search
-
-    from workbench import cleanup
 
     params = search_params(a, a.problem)
     load_problem(params.problem)  # a bad path fails here, before the progress bar draws
