@@ -46,6 +46,16 @@ def problem_spec(problem: str) -> str:
     return str(path)
 
 
+def seed_count(problem: str, target: str) -> int:
+    """How many seeds round 0 judges on this target (every seed where the problem module knows no targets)."""
+    from workbench.problem import load_problem
+
+    try:
+        return len(load_problem(problem, target=target).seeds())
+    except TypeError:
+        return len(load_problem(problem).seeds())
+
+
 def problems_for(target: str) -> list[str]:
     """The problems that can run on this target: `list_problems(target)` where the problem module offers it
     (problems with a seed for the target), else every problem."""
@@ -150,10 +160,8 @@ class SearchPanel:
 
     def expected_total(self, params: Any) -> int:
         try:
-            from workbench.problem import load_problem
-
-            n_seeds = len(load_problem(params.problem).seeds())
-        except Exception:
+            n_seeds = seed_count(params.problem, params.target)
+        except Exception:  # a problem that does not load: Start reports it
             n_seeds = 0
         return n_seeds + params.rounds * params.ideas * params.impls
 
@@ -366,10 +374,9 @@ def run(params: Any, run_id: str | None = None, runs_dir: str | Path | None = No
         return watch(params, run_id=run_id, runs_dir=runs_dir, block=True)
     from tqdm.auto import tqdm
 
-    from workbench.problem import load_problem
     from workbench.search import run_search
 
-    bar = tqdm(total=len(load_problem(params.problem).seeds()) + params.rounds * params.ideas * params.impls,
+    bar = tqdm(total=seed_count(params.problem, params.target) + params.rounds * params.ideas * params.impls,
                desc=f"search {params.problem}", unit="cand")
 
     def on_event(ev: dict[str, Any]) -> None:
