@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 
 from workbench.prompts import extract_code
-from workbench.proposers.base import (
+from workbench.models.base import (
     RETRY_AFTER_CEILING_S,
     Completion,
     ModelClient,
     ModelError,
     RetryingClient,
     cost_usd,
-    make_client,
     price_per_mtok,
 )
+from workbench.models import make_client
 
 try:
     from tests.fakes import (
