@@ -7,7 +7,9 @@ a whole 2-round search; with the build cache warm it takes about a minute, cold 
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ PROBLEM = str(Path(__file__).resolve().parent / "problems" / "scale_rows")
 
 def search_params(**kw: Any) -> SearchParams:
     base = dict(problem=PROBLEM, models=["tuner"], rounds=2, ideas=2, impls=1, seeds=1, target="cpu",
-                compile_baseline=False, trials=2, samples=30)
+                compile_baseline=False, trials=2, samples=30, profile_kernels=0)
     return SearchParams(**{**base, **kw})
 
 
@@ -36,35 +38,55 @@ class FakePool:
     def __init__(self) -> None:
         self.eval_kwargs: dict[str, Any] = {}
         self.judged: list[Path] = []
+        self.lock = threading.Lock()
 
-    def evaluate_many(self, problem, paths, on_done=None, should_stop=None):
-        out = {}
-        for i, path in enumerate(paths):
+    def verdict(self, problem, path) -> Verdict:
+        with self.lock:
             self.judged.append(Path(path))
-            v = Verdict(problem.name, str(path), "cpu", timing={"ms": 100.0 - len(self.judged)})
-            out[path] = v
-            if on_done:
-                on_done(path, v)
-        return out
+            return Verdict(problem.name, str(path), "cpu", timing={"ms": 100.0 - len(self.judged)})
+
+    def session(self, problem, on_done=None, should_stop=None):
+        return FakeSession(self, problem)
 
 
-def test_duplicate_sources_in_one_batch_are_judged_once(tmp_path: Path):
-    s = Search(search_params(), run_id="dup", runs_dir=tmp_path)
+class FakeSession:
+    def __init__(self, pool: FakePool, problem) -> None:
+        self.pool, self.problem = pool, problem
+
+    def submit(self, path) -> Future:
+        fut: Future = Future()
+        fut.set_result(self.pool.verdict(self.problem, path))
+        return fut
+
+    def wait(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def test_duplicate_sources_are_judged_once(tmp_path: Path):
+    s = Search(search_params(profile_kernels=0), run_id="dup", runs_dir=tmp_path)
     src = Path(PROBLEM, "seeds", "loop.py").read_text()
     other = Path(PROBLEM, "seeds", "blocked.py").read_text()
-    for cid, source in (("r1-i0-m0", src), ("r1-i1-m0", src), ("r1-i2-m0", other)):
-        s.add_candidate(cid, source, round=1, idea=None, model="tuner", parent=None)
-    assert s.store.get("cand-r1-i1-m0")["duplicate_of"] == "r1-i0-m0"
+    cands = [s.add_candidate(cid, source, round=1, idea=None, model="tuner", parent=None)
+             for cid, source in (("r1-i0-m0", src), ("r1-i1-m0", src), ("r1-i2-m0", other))]
+    assert s.state.candidates["r1-i1-m0"].duplicate_of == "r1-i0-m0"
     pool = FakePool()
-    s.judge_pending(pool, {}, {})
+    s.session = pool.session(s.problem)
+    with ThreadPoolExecutor(3) as ex:  # the duplicate may be asked first: it waits for its original
+        list(ex.map(s.judge, reversed(cands)))
     assert sorted(p.stem for p in pool.judged) == ["r1-i0-m0", "r1-i2-m0"]  # one evaluation per source
-    v = s.verdicts()
-    assert set(v) == {"r1-i0-m0", "r1-i1-m0", "r1-i2-m0"}  # ... and every candidate has its verdict
-    assert v["r1-i1-m0"]["ms"] == v["r1-i0-m0"]["ms"] and v["r1-i1-m0"]["status"] == "correct"
+    v = {cid: c.verdict for cid, c in s.state.candidates.items()}
+    assert v["r1-i1-m0"].ms == v["r1-i0-m0"].ms and v["r1-i1-m0"].status == "correct"
+    assert v["r1-i1-m0"].copied_from == "r1-i0-m0"
     # a later duplicate reuses the recorded verdict, nothing is judged again
-    s.add_candidate("r2-i0-m0", src, round=2, idea=None, model="tuner", parent=None)
-    s.judge_pending(pool, {}, {})
-    assert len(pool.judged) == 2 and s.verdicts()["r2-i0-m0"]["ms"] == v["r1-i0-m0"]["ms"]
+    s.judge(s.add_candidate("r2-i0-m0", src, round=2, idea=None, model="tuner", parent=None))
+    assert len(pool.judged) == 2 and s.state.candidates["r2-i0-m0"].verdict.ms == v["r1-i0-m0"].ms
+    s.store.close()
     ids = [e["id"] for e in log_lines(s.store.dir)]
     assert len(ids) == len(set(ids))
 
@@ -148,18 +170,18 @@ class Killed(BaseException):
 
 
 class DyingPool(FakePool):
-    """Judges `lives` candidates, then dies the way a killed process would: mid-batch, without cleanup."""
+    """Judges `lives` candidates, then dies the way a killed process would: mid-round, without cleanup."""
 
     def __init__(self, lives: int) -> None:
         super().__init__()
         self.lives = lives
 
-    def evaluate_many(self, problem, paths, on_done=None, should_stop=None):
-        for path in paths:
+    def verdict(self, problem, path) -> Verdict:
+        with self.lock:
             if self.lives == 0:
                 raise Killed
             self.lives -= 1
-            super().evaluate_many(problem, [path], on_done, should_stop)
+        return super().verdict(problem, path)
 
 
 @pytest.mark.parametrize("lives", [0, 1, 3, 4])
