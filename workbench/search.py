@@ -100,7 +100,8 @@ def make_proposer(spec: str, p: SearchParams, book: Any) -> Proposer:
     from workbench.proposers.llm import ModelProposer
 
     client = make_client(spec, base_url=p.base_url, timeout_s=p.call_timeout_s, max_attempts=p.call_attempts)
-    return ModelProposer(client, max_output_tokens=p.max_output_tokens, concurrency=p.concurrency, book=book)
+    return ModelProposer(client, max_output_tokens=p.max_output_tokens, concurrency=p.concurrency, book=book,
+                         name=spec)
 
 
 def verdict_record(v: Verdict) -> dict[str, Any]:

@@ -59,11 +59,11 @@ class ModelProposer:
     concurrent = True  # the search may run this proposer's calls in parallel
 
     def __init__(self, client: ModelClient, max_output_tokens: int | None = None, concurrency: int = 8,
-                 book: CallBook | None = None):
+                 book: CallBook | None = None, name: str | None = None):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.client = client
-        self.name = client.name
+        self.name = name or client.name  # the search names it by its spec, endpoint included
         self.max_output_tokens = max_output_tokens
         self.book = book or CallBook()
         self._slots = threading.BoundedSemaphore(concurrency)  # calls in flight to this model
