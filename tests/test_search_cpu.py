@@ -217,3 +217,60 @@ def test_resume_after_a_crash_with_a_fake_pool(tmp_path: Path, monkeypatch: pyte
     assert max(verdicts.values()) == 1
     assert set(verdicts) == {e["candidate"] for e in events if e["type"] == "candidate" and not e.get("failed")}
     assert (store.dir / "best.py").is_file()
+
+
+def fake_setup(monkeypatch: pytest.MonkeyPatch) -> FakePool:
+    import workbench.search as search
+
+    pool = FakePool()
+    monkeypatch.setattr(search, "EvalPool", lambda *a, **k: pool)
+    monkeypatch.setattr(search, "measure_facts", lambda target: {"device": "fake"})
+    monkeypatch.setattr(search, "time_reference", lambda problem, target, compile: {"eager_ms": 10.0})
+    return pool
+
+
+def test_a_run_binds_to_its_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import shutil
+
+    from workbench.store import RunError
+
+    fake_setup(monkeypatch)
+    problem = tmp_path / "problem"
+    shutil.copytree(PROBLEM, problem)
+    p = search_params(problem=str(problem), rounds=1)
+    first = run_search(p, run_id="bound", runs_dir=tmp_path / "runs")
+    assert json.loads((first.dir / "params.json").read_text())["problem_digest"]
+    ref = problem / "reference.py"
+    ref.write_text(ref.read_text().replace("x * 2.0 + 1.0", "x * 3.0 + 1.0"))
+    with pytest.raises(RunError, match="the problem file has changed since"):
+        Search(p, run_id="bound", runs_dir=tmp_path / "runs")
+    other = Search(p, run_id="bound", runs_dir=tmp_path / "runs", new_run_on_change=True)
+    assert other.store.run_id != "bound" and not other.store.events()
+    other.store.close()
+
+
+def test_a_resume_on_a_damaged_log_says_what_it_redoes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    pool = fake_setup(monkeypatch)
+    store = run_search(search_params(rounds=1), run_id="damaged", runs_dir=tmp_path)
+    lines = store.events_path.read_bytes().splitlines(keepends=True)
+    n = next(i for i, ln in enumerate(lines) if b'"verdict-r0-loop"' in ln)
+    lines[n] = lines[n][:40] + b"\n"  # damage a verdict in the middle of the log
+    store.events_path.write_bytes(b"".join(lines))
+    judged = len(pool.judged)
+    notices: list[str] = []
+    run_search(search_params(rounds=1), run_id="damaged", runs_dir=tmp_path,
+               on_event=lambda ev: notices.append(ev["message"]) if ev["type"] == "notice" else None)
+    assert any(f"line {n + 1}: not JSON" in m and "verdict-r0-loop" in m and "redone" in m for m in notices), notices
+    assert [p.stem for p in pool.judged[judged:]] == ["r0-loop"]  # exactly the lost verdict is redone
+
+
+def test_search_params_state_every_default_once():
+    from dataclasses import fields
+
+    from workbench.__main__ import main  # noqa: F401  (the CLI builds its options from the fields)
+    from workbench.search import param_fields
+
+    assert all(f.metadata.get("help") for f in fields(SearchParams))
+    flags = [flag for _, flag, _ in param_fields()]
+    assert "--model" in flags and "--concurrency" in flags and "--max-output-tokens" in flags
+    assert len(flags) == len(set(flags))

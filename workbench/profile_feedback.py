@@ -91,8 +91,9 @@ def parse_ncu_csv(text: str) -> list[KernelCounters]:
 
 
 def _short(name: str) -> str:
-    """A kernel's name without its argument list or template arguments."""
-    return name.split("(")[0].split("<")[0].strip()[:60] or name[:60]
+    """A kernel's bare name: no return type, namespace, template or argument list."""
+    head = name.split("(")[0].split("<")[0].strip()
+    return (head.split()[-1].split("::")[-1] if head else name)[:60]
 
 
 def add_build_resources(kernels: list[KernelCounters], resources: list[dict[str, Any]]) -> None:
