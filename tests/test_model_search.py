@@ -219,3 +219,29 @@ def test_cpu_prompts_ask_for_cpp_and_history_lists_every_implementation(tmp_path
     assert "incorrect: mismatch: 1048576 of 1048576 elements" in history
     assert "correct, " in history and "ms" in history
     assert "-> outcome:" not in history  # no blank entries
+
+
+@pytest.mark.slow
+def test_a_model_search_through_the_real_cpu_judge(tmp_path: Path):
+    """The scripted model's compiler error and mismatch go to the real judge, come back in the
+    repair prompts, and the repaired files are judged; build seconds are recorded. Each new C++
+    source is a real build (~20 s on a 2-core box)."""
+    ideas = ["Block the loop in cache-sized chunks", "BROKEN: a variant that does not compile",
+             "WRONG: a variant that drops the offset"]
+    with FakeOpenAIServer(responder=scripted_model(ideas)) as server:
+        s = Search(params([f"openai:gpt-x@{server.base_url}"], ideas=3, impls=1, trials=2, samples=10),
+                   run_id="real", runs_dir=tmp_path)
+        s.run()
+        texts = [prompt_text(r) for r in server.requests if r.body]
+    cands = s.state.candidates
+    assert cands["r1-i0-m0"].verdict.status == "correct", cands["r1-i0-m0"].verdict.reasons
+    assert cands["r1-i1-m0"].verdict.status == "build_error"
+    assert cands["r1-i2-m0"].verdict.status == "incorrect"
+    assert cands["r1-i1-m0-fix1"].verdict.status == cands["r1-i2-m0-fix1"].verdict.status == "correct"
+    repairs = [t for t in texts if "What the evaluator reported" in t]
+    assert len(repairs) == 2
+    assert any("build_error" in t and "error" in t.split("What the evaluator reported", 1)[1] for t in repairs)
+    assert any("incorrect" in t and "mismatch" in t for t in repairs)
+    fresh = [c.verdict for c in cands.values() if c.verdict and not c.verdict.copied_from and c.round == 1
+             and c.verdict.status == "correct"]
+    assert fresh and all(v.build_seconds > 0 for v in fresh)

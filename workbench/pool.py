@@ -93,7 +93,7 @@ class EvalSession:
                  should_stop: Callable[[], bool] | None):
         self.pool, self.problem, self.on_done, self.should_stop = pool, problem, on_done, should_stop
         self.builders = ThreadPoolExecutor(pool.build_workers)
-        self.ready: queue.Queue[tuple[Path, Future[Verdict]] | None] = queue.Queue()
+        self.ready: queue.Queue[tuple[Path, Future[Verdict], Future[dict[str, Any]]] | None] = queue.Queue()
         self.futures: list[Future[Verdict]] = []
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._device_loop, args=(i,), daemon=True) for i in pool.devices]
@@ -105,7 +105,7 @@ class EvalSession:
         with self.lock:
             self.futures.append(fut)
         built = self.builders.submit(prebuild, Path(path), self.pool.build_timeout_s)
-        built.add_done_callback(lambda _: self.ready.put((Path(path), fut)))
+        built.add_done_callback(lambda b: self.ready.put((Path(path), fut, b)))
         return fut
 
     def wait(self) -> None:
@@ -119,8 +119,10 @@ class EvalSession:
 
     def _device_loop(self, index: int) -> None:
         while (item := self.ready.get()) is not None:
-            path, fut = item
+            path, fut, built = item
             v = self.pool.judge_one(self.problem, path, index, self.should_stop)
+            # The build ran in the prebuild process (the judge then hits the cache): keep its record.
+            v.prebuilt = built.result().get("builds", []) if built.exception() is None else []
             try:
                 if self.on_done is not None:
                     self.on_done(path, v)

@@ -112,8 +112,11 @@ def verdict_record(v: Verdict) -> dict[str, Any]:
             "ms": v.ms, "speedup_eager": sp["eager"], "speedup_compile": sp["compile"],
             "roofline_fraction": timing.get("roofline_fraction"),
             "timing": {k: timing.get(k) for k in ("events", "wall", "samples", "device", "method")} if timing else None,
-            "build_seconds": sum(b.get("seconds") or 0 for b in v.builds),
-            "build_cached": all(b.get("cached") for b in v.builds) if v.builds else None,
+            # Builds happen in the pool's prebuild process, so the judge's own are cache hits: count those first.
+            "build_seconds": max(sum(b.get("seconds") or 0 for b in getattr(v, "prebuilt", None) or []),
+                                 sum(b.get("seconds") or 0 for b in v.builds)),
+            "build_cached": all(b.get("cached") for b in (getattr(v, "prebuilt", None) or v.builds))
+            if (getattr(v, "prebuilt", None) or v.builds) else None,
             "build_resources": [{k: r.get(k) for k in ("kernel", "registers", "spill_stores", "spill_loads")}
                                 for r in resources][:16],
             "build_log": v.build_log[-6000:] if v.status == "build_error" else "",
@@ -184,7 +187,11 @@ class Search:
         self.on_event = on_event or (lambda ev: None)
         self.should_stop = should_stop or (lambda: False)
         self.book = CallBook(self.store, self.replay, on_failure=self._model_failed)
-        self.proposers = {spec: make_proposer(spec, params, self.book) for spec in params.models}
+        try:
+            self.proposers = {spec: make_proposer(spec, params, self.book) for spec in params.models}
+        except BaseException:  # a bad spec: give the run back before saying so
+            self.store.close()
+            raise
         self.session: Any = None
         self.lock = threading.RLock()
         self.verdict_waiters: dict[str, Future[VerdictRecord]] = {}
@@ -219,10 +226,10 @@ class Search:
     def history(self) -> list[dict[str, Any]]:
         """Every idea with the outcome of each of its implementations, repairs included."""
         out = []
-        for idea in self.state.ideas.values():
+        for idea in list(self.state.ideas.values()):
             if not idea.text:
                 continue
-            cands = sorted((c for c in self.state.candidates.values() if c.idea == idea.id), key=lambda c: c.id)
+            cands = sorted((c for c in list(self.state.candidates.values()) if c.idea == idea.id), key=lambda c: c.id)
             results = []
             for c in cands:
                 v = c.verdict
@@ -239,7 +246,7 @@ class Search:
         return out
 
     def context(self, round_: int) -> Context:
-        tried = {c.hash for c in self.state.candidates.values() if c.hash}
+        tried = {c.hash for c in list(self.state.candidates.values()) if c.hash}
         prof = self.store.get(f"profile-r{round_ - 1}")
         return Context(self.problem, self.state.facts, round_, self.best(self.p.seeds), self.history(), tried,
                        target=self.p.target, profile=(prof or {}).get("text", ""))
@@ -272,7 +279,7 @@ class Search:
                 self.emit("candidate", f"cand-{cid}", candidate=cid, failed=True, error=error, **data)
             else:
                 h = source_hash(source)
-                dup = next((c.id for c in self.state.candidates.values() if c.hash == h and c.id != cid), None)
+                dup = next((c.id for c in list(self.state.candidates.values()) if c.hash == h and c.id != cid), None)
                 self.store.save_source(cid, source)
                 self.emit("candidate", f"cand-{cid}", candidate=cid, hash=h, duplicate_of=dup, **data)
             return self.state.candidates[cid]
@@ -301,7 +308,11 @@ class Search:
         if c.duplicate_of:  # same source: same verdict, no rerun
             orig = self._waiter(c.duplicate_of).result()
             return self._record_verdict(c.id, {**asdict(orig), "copied_from": c.duplicate_of})
+        if self.should_stop():  # stopped: leave it unjudged, so a resume judges it
+            return VerdictRecord("stopped")
         v = self.session.submit(self.store.candidate_path(c.id)).result()
+        if self.should_stop() and v.status == "error" and any("search stopped" in r for r in v.reasons):
+            return VerdictRecord("stopped")
         return self._record_verdict(c.id, verdict_record(v))
 
     # -- steps ------------------------------------------------------------------------------------------
@@ -368,7 +379,7 @@ class Search:
                               data=idea.data)
             failed = next((i.data.get("failed") for i in got if not i.text), None)
             self.emit("ideas", marker, round=r, slot=n, model=spec, count=sum(1 for i in got if i.text), failed=failed)
-        ideas = [(int(i.id.rsplit("-i", 1)[1]), i) for i in self.state.ideas.values()
+        ideas = [(int(i.id.rsplit("-i", 1)[1]), i) for i in list(self.state.ideas.values())
                  if i.round == r and i.model == spec and offset <= int(i.id.rsplit("-i", 1)[1]) < offset + k]
         for j, rec in sorted(ideas, key=lambda t: t[0]):
             idea = Idea(rec.text, rec.model, rec.data)
@@ -470,6 +481,9 @@ class Search:
                         break
                     self.profile_round(r - 1)
                     self.run_round(r)
+                    if self.should_stop():  # the round is unfinished: a resume completes it
+                        self.emit("stopped", f"stopped-{r}", reason="stopped by the user")
+                        break
                     self.close_round(r)
             self.save_best()
             best = self.best(1)

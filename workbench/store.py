@@ -164,16 +164,16 @@ class RunState:
 
     # -- what the search plans from ------------------------------------------------------------------
     def in_round(self, r: int) -> list[CandidateRecord]:
-        return [c for c in self.candidates.values() if c.round == r]
+        return [c for c in list(self.candidates.values()) if c.round == r]
 
     def correct(self) -> list[CandidateRecord]:
-        ok = [c for c in self.candidates.values() if c.verdict and c.verdict.status == "correct" and c.verdict.ms]
+        ok = [c for c in list(self.candidates.values()) if c.verdict and c.verdict.status == "correct" and c.verdict.ms]
         return sorted(ok, key=lambda c: c.verdict.ms)  # type: ignore[union-attr]
 
     def totals(self) -> dict[str, Any]:
         """Model accounting: per model and overall, from every recorded call."""
         per: dict[str, dict[str, Any]] = {}
-        for c in self.calls.values():
+        for c in list(self.calls.values()):  # a snapshot: other threads append meanwhile
             t = per.setdefault(c.model, empty_totals())
             t["calls"] += 1
             t["failed_calls"] += c.text is None
