@@ -245,3 +245,20 @@ def test_a_model_search_through_the_real_cpu_judge(tmp_path: Path):
     fresh = [c.verdict for c in cands.values() if c.verdict and not c.verdict.copied_from and c.round == 1
              and c.verdict.status == "correct"]
     assert fresh and all(v.build_seconds > 0 for v in fresh)
+
+
+def test_replay_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]):
+    import workbench.store as store
+    from workbench.__main__ import main
+
+    fake_judge(monkeypatch)
+    monkeypatch.setattr(store, "RUNS_DIR", tmp_path)
+    with FakeOpenAIServer(responder=scripted_model()) as server:
+        assert main(["search", PROBLEM, "--target", "cpu", "--model", f"openai:gpt-x@{server.base_url}",
+                     "--rounds", "1", "--ideas", "2", "--impls", "1", "--no-compile", "--profile-kernels", "0",
+                     "--run-id", "cli-recorded"]) == 0
+    assert main(["search", "--replay", "cli-recorded", "--run-id", "cli-replayed"]) == 0
+    assert candidate_sources(tmp_path / "cli-recorded") == candidate_sources(tmp_path / "cli-replayed")
+    assert "NOTE: model" not in capsys.readouterr().err  # no call failed: none needed the network
+    assert main(["search"]) == 2

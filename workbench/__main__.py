@@ -97,6 +97,9 @@ def cmd_search(a: argparse.Namespace) -> int:
         old = RunStore(rdir).params
         known = {f for f in SearchParams.__dataclass_fields__}
         params = SearchParams(**{k: v for k, v in old.items() if k in known})
+    elif not a.problem:
+        print("error: search needs a problem (or --replay RUN_ID)", file=sys.stderr)
+        return 2
     else:
         params = search_params(a, a.problem)
     problem = load_problem(problem_path(params.problem))  # a bad path fails here, before the bar draws
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                                 choices=f.metadata.get("choices"))
 
     s = sub.add_parser("search", help="search for a faster kernel")
-    s.add_argument("problem")
+    s.add_argument("problem", nargs="?", help="a problem name or file (not needed with --replay)")
     s.add_argument("--run-id", default=None, help="resume this run (same parameters)")
     s.add_argument("--replay", default=None, metavar="RUN_ID",
                    help="re-run a recorded search with no network: each call gets the reply recorded at its place")
