@@ -5,7 +5,6 @@ failures, its replay, its resume and its accounting."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any

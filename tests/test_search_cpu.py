@@ -267,10 +267,12 @@ def test_a_resume_on_a_damaged_log_says_what_it_redoes(tmp_path: Path, monkeypat
 def test_search_params_state_every_default_once():
     from dataclasses import fields
 
-    from workbench.__main__ import main  # noqa: F401  (the CLI builds its options from the fields)
+    from workbench.__main__ import main
     from workbench.search import param_fields
 
     assert all(f.metadata.get("help") for f in fields(SearchParams))
     flags = [flag for _, flag, _ in param_fields()]
     assert "--model" in flags and "--concurrency" in flags and "--max-output-tokens" in flags
     assert len(flags) == len(set(flags))
+    with pytest.raises(SystemExit):  # every field became an option, with its help
+        main(["search", "--help"])

@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
-from workbench.problem import REPO_ROOT
 
+REPO_ROOT = Path(__file__).resolve().parent.parent  # as workbench.problem has it; imported without torch
 RUNS_DIR = Path(os.environ.get("WORKBENCH_RUNS", REPO_ROOT / "outputs" / "runs"))
 PROBLEM_DIGEST = "problem_digest"  # the params.json key binding a run to its problem file
 

@@ -11,7 +11,6 @@ import argparse
 import hashlib
 import re
 import sys
-from pathlib import Path
 
 from tests.fakes import FakeOpenAIServer, Received, Reply, Step
 from workbench.problem import load_problem
