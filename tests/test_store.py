@@ -207,6 +207,8 @@ def test_problem_refs_resolve_from_any_directory(tmp_path: Path, monkeypatch: py
     monkeypatch.chdir(REPO)
     assert problem_ref("tests/problems/scale_rows") == "tests/problems/scale_rows"
     assert problem_ref(str(REPO / "tests/problems/scale_rows")) == "tests/problems/scale_rows"
+    assert problem_ref("tests/problems/scale_rows/reference.py") == "tests/problems/scale_rows"
+    assert problem_ref("./tests/problems/scale_rows/") == "tests/problems/scale_rows"
     outside = tmp_path / "kb.py"
     outside.write_text("x = 1\n")
     assert problem_ref(str(outside)) == str(outside)

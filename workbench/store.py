@@ -417,6 +417,8 @@ def problem_ref(problem: str) -> str:
     if not p.exists() and "/" not in problem and (REPO_ROOT / "problems" / problem).exists():
         return problem
     full = (p if p.is_absolute() or p.exists() else REPO_ROOT / p).resolve()
+    if full.name == "reference.py":  # a problem directory and its reference.py are one problem
+        full = full.parent
     try:
         return full.relative_to(REPO_ROOT.resolve()).as_posix()
     except ValueError:
