@@ -7,6 +7,7 @@ a whole 2-round search; with the build cache warm it takes about a minute, cold 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -276,3 +277,18 @@ def test_search_params_state_every_default_once():
     assert len(flags) == len(set(flags))
     with pytest.raises(SystemExit):  # every field became an option, with its help
         main(["search", "--help"])
+
+
+def test_a_second_search_on_a_run_in_use_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]):
+    import workbench.store as store
+    from workbench.__main__ import main
+
+    fake_setup(monkeypatch)
+    monkeypatch.setattr(store, "RUNS_DIR", tmp_path)
+    first = Search(search_params(), run_id="busy")  # holds the run until it ends
+    code = main(["search", PROBLEM, "--target", "cpu", "--rounds", "2", "--ideas", "2", "--impls", "1",
+                 "--seeds", "1", "--no-compile", "--trials", "2", "--profile-kernels", "0", "--run-id", "busy"])
+    assert code == 2 and f"run busy is in use by another search (pid {os.getpid()}" in capsys.readouterr().err
+    first.run()  # ... and it still completes
+    assert first.store.events("end")

@@ -133,10 +133,10 @@ def cmd_search(a: argparse.Namespace) -> int:
                         new_run_on_change=a.new_run_on_change)
         store = search.run()
     except ModelsUnreachable as e:
-        bar.close()
         print(f"error: {e}", file=sys.stderr)
         return 1
-    bar.close()
+    finally:
+        bar.close()
     print(f"run        {store.dir}")
     for line in totals_lines(search.state.totals()):
         print(f"models     {line}")
