@@ -77,6 +77,19 @@ class SearchParams:
     timeout_s: float = _param(120.0, "seconds per trial before the worker is killed", flag="--timeout")
     tuner_seed: int = _param(0, "random seed of the offline tuner")
 
+    def __post_init__(self) -> None:
+        if not self.problem:
+            raise ValueError("SearchParams needs a problem (a name under problems/ or a KernelBench file)")
+        if not self.models:
+            raise ValueError("SearchParams needs at least one model ('tuner' or a model spec)")
+        for name in ("rounds", "ideas", "impls", "seeds", "repairs", "concurrency", "call_attempts", "trials",
+                     "samples", "profile_kernels"):
+            low = 1 if name in ("impls", "seeds", "concurrency", "call_attempts", "trials", "samples") else 0
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
+                raise ValueError(f"SearchParams.{name} must be an integer >= {low}, not {getattr(self, name)!r}")
+        if self.target not in ("cuda", "cpu"):
+            raise ValueError(f"SearchParams.target must be cuda or cpu, not {self.target!r}")
+
 
 def param_fields() -> list[Any]:
     """SearchParams' fields as (field, flag, dest): what a CLI or a form is built from."""

@@ -36,7 +36,7 @@ RUNS_DIR = Path(os.environ.get("WORKBENCH_RUNS", REPO_ROOT / "outputs" / "runs")
 PROBLEM_DIGEST = "problem_digest"  # the params.json key binding a run to its problem file
 
 
-class RunError(Exception):
+class RunError(ValueError):
     """A run cannot be opened as asked (in use, other parameters, a changed problem)."""
 
 
