@@ -292,3 +292,23 @@ def test_a_second_search_on_a_run_in_use_is_refused(tmp_path: Path, monkeypatch:
     assert code == 2 and f"run busy is in use by another search (pid {os.getpid()}" in capsys.readouterr().err
     first.run()  # ... and it still completes
     assert first.store.events("end")
+
+
+def test_a_duplicate_hears_when_its_original_cannot_be_judged(tmp_path: Path):
+    s = Search(search_params(), run_id="dup-fail", runs_dir=tmp_path)
+    src = Path(PROBLEM, "seeds", "loop.py").read_text()
+    orig = s.add_candidate("r1-i0-m0", src, round=1, idea=None, model="tuner", parent=None)
+    dup = s.add_candidate("r1-i1-m0", src, round=1, idea=None, model="tuner", parent=None)
+
+    class BrokenSession:
+        def submit(self, path):
+            raise Killed
+
+    s.session = BrokenSession()
+    with ThreadPoolExecutor(2) as ex:
+        waiting = ex.submit(s.judge, dup)
+        with pytest.raises(Killed):
+            s.judge(orig)
+        with pytest.raises(Killed):
+            waiting.result(timeout=10)  # not a hang
+    s.store.close()

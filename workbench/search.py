@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -319,11 +320,24 @@ class Search:
         if c.verdict is not None:
             return c.verdict
         if c.duplicate_of:  # same source: same verdict, no rerun
-            orig = self._waiter(c.duplicate_of).result()
+            waiter = self._waiter(c.duplicate_of)
+            while True:
+                try:
+                    orig = waiter.result(timeout=1.0)
+                    break
+                except FutureTimeout:
+                    if self.should_stop():  # its original may never be judged now
+                        return VerdictRecord("stopped")
             return self._record_verdict(c.id, {**asdict(orig), "copied_from": c.duplicate_of})
         if self.should_stop():  # stopped: leave it unjudged, so a resume judges it
             return VerdictRecord("stopped")
-        v = self.session.submit(self.store.candidate_path(c.id)).result()
+        try:
+            v = self.session.submit(self.store.candidate_path(c.id)).result()
+        except BaseException as e:  # its duplicates, waiting on it, hear of it too
+            waiter = self._waiter(c.id)
+            if not waiter.done():
+                waiter.set_exception(e)
+            raise
         if self.should_stop() and v.status == "error" and any("search stopped" in r for r in v.reasons):
             return VerdictRecord("stopped")
         return self._record_verdict(c.id, verdict_record(v))
