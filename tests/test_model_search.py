@@ -100,6 +100,10 @@ def test_models_that_produce_nothing_exit_non_zero(tmp_path: Path, monkeypatch: 
     assert "models produced no candidate" in captured.err and "the model is down" in captured.err
     assert "NOTE: model openai:gpt-x" in captured.err  # reported on the terminal at its first failure
     assert "retries" in captured.out  # the totals are printed
+    from workbench.store import RunStore, list_runs
+
+    failures = [RunStore(r.dir).state.model_failures() for r in list_runs(tmp_path)][0]
+    assert failures and all("the model is down" in f.error for f in failures)  # what the report lists
 
 
 def candidate_sources(run_dir: Path) -> dict[str, bytes]:

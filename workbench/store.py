@@ -170,6 +170,10 @@ class RunState:
         ok = [c for c in list(self.candidates.values()) if c.verdict and c.verdict.status == "correct" and c.verdict.ms]
         return sorted(ok, key=lambda c: c.verdict.ms)  # type: ignore[union-attr]
 
+    def model_failures(self) -> list[CallRecord]:
+        """Calls that failed for good (unreachable, refused, retries used up), in log order."""
+        return [c for c in list(self.calls.values()) if c.text is None]
+
     def totals(self) -> dict[str, Any]:
         """Model accounting: per model and overall, from every recorded call."""
         per: dict[str, dict[str, Any]] = {}
