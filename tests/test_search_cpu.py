@@ -312,3 +312,22 @@ def test_a_duplicate_hears_when_its_original_cannot_be_judged(tmp_path: Path):
         with pytest.raises(Killed):
             waiting.result(timeout=10)  # not a hang
     s.store.close()
+
+
+def test_proposers_that_learn_hear_every_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import workbench.search as search
+
+    heard: list[tuple[str, str]] = []
+
+    class Learner(search.Tuner):
+        def observe(self, candidate_id: str, source: str, record: dict) -> None:
+            heard.append((candidate_id, record["status"]))
+
+    monkeypatch.setattr(search, "Tuner", Learner)
+    fake_setup(monkeypatch)
+    store = run_search(search_params(rounds=1), run_id="learn", runs_dir=tmp_path)
+    judged = [e["candidate"] for e in store.events("verdict")]
+    assert [c for c, _ in heard] == judged and len(judged) >= 3
+    heard.clear()
+    Search(search_params(rounds=1), run_id="learn", runs_dir=tmp_path).store.close()  # a resume replays them
+    assert [c for c, _ in heard] == judged

@@ -206,6 +206,8 @@ class Search:
         except BaseException:  # a bad spec: give the run back before saying so
             self.store.close()
             raise
+        for ev in self.store.events("verdict"):  # a resumed run: what was judged, first
+            self.tell_proposers(ev)
         self.session: Any = None
         self.lock = threading.RLock()
         self.verdict_waiters: dict[str, Future[VerdictRecord]] = {}
@@ -307,7 +309,8 @@ class Search:
             return fut
 
     def _record_verdict(self, cid: str, data: dict[str, Any]) -> VerdictRecord:
-        self.emit("verdict", f"verdict-{cid}", candidate=cid, **data)
+        ev = self.emit("verdict", f"verdict-{cid}", candidate=cid, **data)
+        self.tell_proposers(ev)
         v = self.state.candidates[cid].verdict
         assert v is not None
         fut = self._waiter(cid)
@@ -341,6 +344,14 @@ class Search:
         if self.should_stop() and v.status == "error" and any("search stopped" in r for r in v.reasons):
             return VerdictRecord("stopped")
         return self._record_verdict(c.id, verdict_record(v))
+
+    def tell_proposers(self, verdict_event: dict[str, Any]) -> None:
+        """Proposers that learn from verdicts (the tuner's `observe`) hear of each one."""
+        cid = verdict_event["candidate"]
+        path = self.store.candidate_path(cid)
+        for proposer in self.proposers.values():
+            if hasattr(proposer, "observe") and path.is_file():
+                proposer.observe(cid, path.read_text(), verdict_event)
 
     # -- steps ------------------------------------------------------------------------------------------
     def check_models(self) -> None:
