@@ -66,3 +66,13 @@ def test_a_failing_hook_reaches_the_waiter(tmp_path: Path, stand_ins: list[str])
         fut = s.submit(tmp_path / "a.py")
         with pytest.raises(RuntimeError, match="hook broke"):
             fut.result(timeout=10)
+
+
+def test_a_stop_leaves_candidates_unjudged(tmp_path: Path, stand_ins: list[str]):
+    stop = threading.Event()
+    with EvalPool("cpu").session(PROBLEM, should_stop=stop.is_set) as s:
+        first = s.submit(tmp_path / "a.py")
+        assert first.result(timeout=10) is not None
+        stop.set()
+        assert s.submit(tmp_path / "b.py").result(timeout=10) is None  # not judged, so nothing to record
+    assert stand_ins == ["a"]

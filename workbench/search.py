@@ -173,6 +173,34 @@ class Tasks:
             raise self.errors[0]
 
 
+class BatchSession:
+    """A session over a pool that only has `evaluate_many` (a backend without streaming): each
+    submit judges one candidate, one at a time."""
+
+    def __init__(self, pool: Any, problem: Problem, should_stop: Callable[[], bool]):
+        self.pool, self.problem, self.should_stop = pool, problem, should_stop
+        self.lock = threading.Lock()
+
+    def submit(self, path: Path) -> Future[Verdict | None]:
+        fut: Future[Verdict | None] = Future()
+        done: dict[Path, Verdict] = {}
+        with self.lock:
+            try:
+                got = self.pool.evaluate_many(self.problem, [path], on_done=done.__setitem__,
+                                              should_stop=self.should_stop)
+            except BaseException as e:
+                fut.set_exception(e)
+                return fut
+        fut.set_result(done.get(path) or (got or {}).get(path))  # None: stopped before it was judged
+        return fut
+
+    def __enter__(self) -> "BatchSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 class Search:
     def __init__(self, params: SearchParams, run_id: str | None = None, runs_dir: str | Path | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
@@ -233,6 +261,10 @@ class Search:
             self.notice(f"model {rec.model or '?'} failed at {rec.place}: {rec.error}")
 
     # -- what the search plans from ------------------------------------------------------------------
+    def verdicts(self) -> dict[str, dict[str, Any]]:
+        """Every recorded verdict event by candidate (the log's shape; `state` has the typed one)."""
+        return {e["candidate"]: e for e in self.store.events("verdict")}
+
     def best(self, n: int) -> list[dict[str, Any]]:
         return [{"id": c.id, "source": self.store.candidate_path(c.id).read_text(), "ms": c.verdict.ms,
                  "speedup_eager": c.verdict.speedup_eager, "speedup_compile": c.verdict.speedup_compile,
@@ -341,7 +373,7 @@ class Search:
             if not waiter.done():
                 waiter.set_exception(e)
             raise
-        if self.should_stop() and v.status == "error" and any("search stopped" in r for r in v.reasons):
+        if v is None:  # the pool stopped before judging it: unrecorded, a resume judges it
             return VerdictRecord("stopped")
         return self._record_verdict(c.id, verdict_record(v))
 
@@ -507,7 +539,9 @@ class Search:
             self.setup()
             pool = EvalPool(self.p.target, trials=self.p.trials, samples=self.p.samples, timeout_s=self.p.timeout_s)
             pool.eval_kwargs.update(baseline=self.state.baseline, facts=self.state.facts)
-            with pool.session(self.problem, should_stop=self.should_stop) as session:
+            streaming = hasattr(pool, "session")
+            with (pool.session(self.problem, should_stop=self.should_stop) if streaming
+                  else BatchSession(pool, self.problem, self.should_stop)) as session:
                 self.session = session
                 self.run_seeds()
                 self.close_round(0)
