@@ -214,3 +214,13 @@ def test_problem_refs_resolve_from_any_directory(tmp_path: Path, monkeypatch: py
     assert problem_ref(str(outside)) == str(outside)
     monkeypatch.chdir(REPO / "notebooks")  # where the notebook runs: the run's problem is still found
     assert Path(problem_path("tests/problems/scale_rows")).is_dir()
+
+
+def test_free_parameters_and_problem_spellings_do_not_block_a_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(REPO)
+    absolute = {**PARAMS, "problem": str(REPO / "tests/problems/scale_rows"), "concurrency": 8}
+    RunStore.open("run1", absolute, runs_dir=tmp_path).close()
+    relative = {**PARAMS, "problem": "tests/problems/scale_rows"}
+    RunStore.open("run1", relative, runs_dir=tmp_path, free=("concurrency",)).close()
+    with pytest.raises(RunError, match="concurrency"):
+        RunStore.open("run1", relative, runs_dir=tmp_path)

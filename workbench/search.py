@@ -224,7 +224,7 @@ class Search:
             self.replay = RunStore(rdir)
             record["replay_of"] = self.replay.run_id
         self.store = RunStore.open(run_id, record, runs_dir, problem_digest=self.problem.digest,
-                                   new_run_on_change=new_run_on_change)
+                                   new_run_on_change=new_run_on_change, free=RESUME_FREE)
         self.state = self.store.state
         self.on_event = on_event or (lambda ev: None)
         self.should_stop = should_stop or (lambda: False)

@@ -218,10 +218,12 @@ class RunStore:
     # -- creation ------------------------------------------------------------------------------------
     @classmethod
     def open(cls, run_id: str | None, params: dict[str, Any], runs_dir: str | Path | None = None,
-             problem_digest: str | None = None, new_run_on_change: bool = False) -> "RunStore":
+             problem_digest: str | None = None, new_run_on_change: bool = False,
+             free: tuple[str, ...] = ()) -> "RunStore":
         """Create a run, or reopen it to resume, as its one writer. A reopened run must have the
-        same parameters and, when `problem_digest` is given, the same problem file; a changed
-        problem refuses the resume, or starts a new run when `new_run_on_change`."""
+        same parameters (but those named in `free`) and, when `problem_digest` is given, the same
+        problem file; a changed problem refuses the resume, or starts a new run when
+        `new_run_on_change`."""
         root = Path(runs_dir or RUNS_DIR)
         run_id = run_id or new_run_id(str(params.get("problem", "run")))
         store = cls(root / run_id)
@@ -234,13 +236,15 @@ class RunStore:
             if problem_digest and recorded and recorded != problem_digest:
                 store.close()
                 if new_run_on_change:
-                    return cls.open(new_run_id(str(params.get("problem", "run"))), params, runs_dir, problem_digest)
+                    return cls.open(new_run_id(str(params.get("problem", "run"))), params, runs_dir, problem_digest,
+                                    free=free)
                 raise RunError(f"run {run_id} was made for {old.get('problem')} with digest {recorded}; the problem "
                                f"file has changed since (digest now {problem_digest}), so its verdicts do not hold "
                                f"for it. Refusing to resume: restore the file, use another --run-id, or pass "
                                f"--new-run-on-change to start a new run")
-            diff = {k for k in set(old) | set(params) if k not in ("run_id", PROBLEM_DIGEST)
-                    and old.get(k) != params.get(k)}
+            same_problem = _same_problem(old.get("problem"), params.get("problem"))
+            diff = {k for k in set(old) | set(params) if k not in ("run_id", PROBLEM_DIGEST, *free)
+                    and old.get(k) != params.get(k) and not (k == "problem" and same_problem)}
             if diff:
                 store.close()
                 raise RunError(f"run {run_id} exists with other parameters ({', '.join(sorted(diff))}); "
@@ -427,6 +431,14 @@ def problem_ref(problem: str) -> str:
         return full.relative_to(REPO_ROOT.resolve()).as_posix()
     except ValueError:
         return str(full)
+
+
+def _same_problem(a: Any, b: Any) -> bool:
+    """Two spellings of one problem (a name, a relative or an absolute path)."""
+    try:
+        return isinstance(a, str) and isinstance(b, str) and problem_ref(a) == problem_ref(b)
+    except OSError:
+        return False
 
 
 def problem_path(ref: str) -> str:
