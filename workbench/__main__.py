@@ -26,11 +26,15 @@ def cmd_eval(a: argparse.Namespace) -> int:
     from workbench.judge import evaluate, measure_facts, time_reference
     from workbench.problem import load_problem
 
+    if a.suite:
+        from workbench.suite import rejudge_main
+
+        return rejudge_main(a)
     problem = load_problem(a.problem)
     baseline = time_reference(problem, target=a.target, compile=a.compile) if a.timing else None
     facts = measure_facts(a.target) if a.timing and a.target == "cuda" else None
     v = evaluate(problem, a.candidate, target=a.target, trials=a.trials, timing=a.timing, baseline=baseline,
-                 facts=facts, timeout_s=a.timeout, samples=a.samples)
+                 facts=facts, timeout_s=a.timeout, samples=a.samples, **policy_kwargs(a))
     print(f"problem    {problem.name}  ({problem.path})")
     print(f"candidate  {a.candidate}")
     print(f"verdict    {v.status.upper()}")
@@ -59,6 +63,21 @@ def cmd_eval(a: argparse.Namespace) -> int:
     out.write_text(json.dumps(v.to_json(), indent=1, default=str))
     print(f"record     {out}")
     return 0 if v.correct else 1
+
+
+def policy_kwargs(a: argparse.Namespace) -> dict[str, Any]:
+    """--policy for one evaluation, passed on only to a judge that has policies."""
+    from workbench.suite import judge_takes_policy
+
+    return {"policy": a.policy[-1]} if a.policy and judge_takes_policy() else {}
+
+
+def suite_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--only", action="append", default=None, metavar="PATTERN",
+                    help="keep files whose relative path matches (glob) or contains (plain text) PATTERN; repeatable")
+    sp.add_argument("--limit", type=int, default=None, help="at most N problems (eval: candidates), in order")
+    sp.add_argument("--suite-id", default=None, help="resume this suite run (same parameters)")
+    sp.add_argument("--suites-dir", default=None, help="where suite runs live (default outputs/suites)")
 
 
 def search_params(a: argparse.Namespace, problem: str) -> Any:
@@ -167,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("candidate")
     e.add_argument("--no-timing", dest="timing", action="store_false")
     e.add_argument("--out", help="where to write the JSON record")
+    e.add_argument("--suite", action="store_true",
+                   help="re-judge: PROBLEM is a directory of references, CANDIDATE a directory of kernels (docs/kernelbench.md)")
+    e.add_argument("--policy", action="append", choices=["strict", "partial"], default=None,
+                   help="judging policy (default: the problem's own; for --suite, repeat to judge under both)")
+    suite_args(e)
     common(e)
 
     def search_args(sp: argparse.ArgumentParser) -> None:
@@ -199,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("batch", help="papermill: one search notebook per problem, then the report")
     b.add_argument("problems", nargs="*")
     b.add_argument("--out", default="outputs/notebooks")
+    b.add_argument("--suite", default=None, metavar="DIR",
+                   help="every KernelBench-format file under DIR: baselines, searches where possible, fast_p")
+    b.add_argument("--policy", choices=["strict", "partial"], default=None,
+                   help="judging policy for --suite (default: the file's POLICY, else strict for problems/, partial for the rest, as KernelBench)")
+    suite_args(b)
     search_args(b)
 
     r = sub.add_parser("report", help="the report notebook and its HTML over every run")

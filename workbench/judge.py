@@ -239,7 +239,7 @@ def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, targe
         verdict.status = "error"
         verdict.reasons.append(f"error: cannot read candidate: {e}")
         return verdict
-    scan = audit.scan_source(source) if static_scan else []
+    scan = audit.scan_source(source, str(candidate_path)) if static_scan else []
     syntax = [c for c in scan if c.startswith("syntax_error")]
     if syntax:
         verdict.status = "error"
@@ -329,6 +329,7 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
                               timeout_s=build_timeout_s + timeout_s, on_build=_trusted_build(build_timeout_s))
     verdict.builds = resp.get("builds", verdict.builds)
     verdict.add(audit.check_runtime({"tamper": resp.get("tamper", [])}))
+    verdict.add(link_audit(verdict.builds, verdict.policy))
     if _error(verdict, resp) or not verdict.correct:
         _finish(worker, verdict, timeout_s, phases)
         return
@@ -376,7 +377,7 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
                         checks.append(f"stale_output: timed call {i} returned a wrong answer ({codes[0]})")
 
             result = time_remote(worker, max(samples, 30), secrets.randbits(40), warmup=3, timeout_s=timeout_s,
-                                 on_sample=check)
+                                 on_sample=check, noop_every=2)
         verdict.add(checks)
         if "error" in result:
             _error(verdict, result)
@@ -389,6 +390,23 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
         _settle_clock(verdict, calls, calibration)
         if verdict.policy == "partial":
             verdict.timing["device_share"] = device_share(calls, facts.get("own_kernels", []), verdict.target)
+
+
+def link_audit(builds: list[dict[str, Any]], policy: str) -> list[str]:
+    """What the candidate's built libraries import, whatever their source spelled (audit.link_audit)."""
+    check = getattr(audit, "link_audit", None)
+    if check is None:
+        return []
+    codes: list[str] = []
+    for b in builds:
+        lib = b.get("library")
+        if not (b.get("ok") and lib):
+            continue
+        if not Path(lib).resolve().is_relative_to(Path(build.DEFAULT_CACHE).resolve()):
+            codes.append(f"tamper: the worker reports a library outside the build cache ({lib})")
+            continue
+        codes += check(Path(lib), policy)
+    return codes
 
 
 def _trial(worker: WorkerProcess, ref: Reference, verdict: Verdict, i: int, dist: str, block: Any,

@@ -33,7 +33,23 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+from torch.autograd.profiler import record_function
+from torch.profiler import ProfilerActivity
+from torch.profiler import profile as make_profile
+
+# Everything the harness needs is bound here, before the candidate exists: once the guard is
+# armed, the harness's modules leave sys.modules and an import of them is refused.
+from workbench import audit, build, timing, verify
+from workbench import problem as problems
+from workbench.trace import call_facts
+
 _counter = itertools.count()
+_THIS = sys.modules[__name__]
+try:  # the runtime guard (PEP 578 audit hook); the worker runs without it only while it is being written
+    from workbench import guard as _guard
+except ImportError:
+    _guard = None
 WORKER_CONTEXT = "wb:"  # every harness range starts with this
 CALL = WORKER_CONTEXT + "call:"  # the range of a candidate call; the suffix names it
 
@@ -48,16 +64,13 @@ def thread_count() -> int:
 
 
 def harness_objects() -> dict[str, Any]:
-    import torch
     import torch.nn.functional as F
-
-    from workbench import build, problem, timing, verify
 
     return {"torch": torch, "torch.Tensor": torch.Tensor, "torch.cuda": torch.cuda, "torch.nn.functional": F,
             "torch.nn.Module": torch.nn.Module, "torch.testing": torch.testing, "torch.random": torch.random,
             "time": time, "json": json, "os": os, "builtins": builtins, "workbench.timing": timing,
-            "workbench.timing.Timer": timing.Timer, "workbench.verify": verify, "workbench.problem": problem,
-            "workbench.build": build, "workbench.worker": sys.modules[__name__]}
+            "workbench.timing.Timer": timing.Timer, "workbench.verify": verify, "workbench.problem": problems,
+            "workbench.build": build, "workbench.worker": _THIS}
 
 
 def harness_snapshot() -> dict[tuple[str, str], int]:
@@ -76,9 +89,14 @@ def tampered(snapshot: dict[tuple[str, str], int]) -> list[str]:
             if id(vars(objs[label]).get(k)) != ident]
 
 
-def overlaps(a: Any, b: Any) -> bool:
-    import torch
+def _suspended() -> Any:
+    """The harness's own work that the guard refuses a candidate (the guard honours it from harness code only)."""
+    import contextlib
 
+    return _guard.suspended() if _guard is not None else contextlib.nullcontext()
+
+
+def overlaps(a: Any, b: Any) -> bool:
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.device != b.device:
         return False
     try:
@@ -91,9 +109,8 @@ def overlaps(a: Any, b: Any) -> bool:
 
 class Worker:
     def __init__(self, device: str, scratch: Path, profile: bool, requests: Any, reply: Callable[[dict], None]):
-        import torch
-
-        from workbench.timing import Timer
+        if _guard is not None:
+            _guard.install()
 
         self.torch = torch
         self.device = torch.device(device)
@@ -104,7 +121,7 @@ class Worker:
             torch.ones(1024, device=self.device).sum().item()  # context, allocator, first launch
         else:
             torch.randn(1 << 20).sum().item()  # starts the intra-op thread pool now, not during a trial
-        self.timer = Timer(self.device)  # binds the C-level timer functions before any candidate runs
+        self.timer = timing.Timer(self.device)  # binds the C-level timer functions before any candidate runs
         self.sync: Callable[[], None] = self.timer._sync
         self.problem: Any = None
         self.fn: Any = None
@@ -117,9 +134,6 @@ class Worker:
         self.threads: dict[str, int] = {}
         self.prof: Any = None
         if profile:  # on from before the candidate exists until `finish`: every call is watched alike
-            from torch.profiler import ProfilerActivity
-            from torch.profiler import profile as make_profile
-
             acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
             self.prof = make_profile(activities=acts)
             self.prof.start()
@@ -139,8 +153,6 @@ class Worker:
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _range(self, label: str) -> Any:
-        from torch.autograd.profiler import record_function
-
         return record_function(WORKER_CONTEXT + label)
 
     def _call(self, inputs: list[Any], label: str, sync: bool = True, fn: Any = None) -> Any:
@@ -162,8 +174,6 @@ class Worker:
 
     def _write(self, out: Any) -> dict[str, Any]:
         """The output tree, every plain tensor's bytes in a scratch file the judge reads."""
-        from workbench.verify import describe_tree
-
         torch = self.torch
 
         def leaf(t: Any) -> dict[str, Any]:
@@ -180,30 +190,30 @@ class Worker:
                 del dst
             return {"path": str(path)}
 
-        return describe_tree(out, leaf)
+        return verify.describe_tree(out, leaf)
 
     # -- requests -----------------------------------------------------------------------------------------
     def problem_op(self, req: dict[str, Any]) -> dict[str, Any]:
-        from workbench.problem import construct, given_inputs, load_problem, tensor_bytes
-
-        self.problem = load_problem(req["problem"])
-        self.template = given_inputs(self.problem, int(req["template_seed"]), self.device)
+        self.problem = problems.load_problem(req["problem"])
+        self.template = problems.given_inputs(self.problem, int(req["template_seed"]), self.device)
         if self.prof is not None:  # the harness's own stream, for the audit: one kernel in a labelled call
             with self._range("call:marker"):
                 self.torch.zeros(1, device=self.device)
             self.sync()
         if req.get("reference"):
-            model = construct(self.problem.module.Model, self.problem.init_inputs(), int(req["init_seed"]), self.device)
+            model = problems.construct(self.problem.module.Model, self.problem.init_inputs(), int(req["init_seed"]), self.device)
             self.fn = self.torch.compile(model) if req.get("compile") else model
-        return {"template_bytes": tensor_bytes(self.template)}
+        return {"template_bytes": problems.tensor_bytes(self.template)}
 
     def load(self, req: dict[str, Any]) -> dict[str, Any]:
-        from workbench import audit, build
-        from workbench.problem import construct
-
         self.is_candidate = True
         path = Path(req["candidate"])
         build.BUILDER = self._request_build
+        sys.dont_write_bytecode = True  # importing the candidate must not write next to its file
+        if _guard is not None:  # from here on the process is the candidate's: refuse what it may not do
+            _guard.arm(writable=[str(self.scratch)])
+            for name in [m for m in sys.modules if m == "workbench" or m.startswith("workbench.")]:
+                del sys.modules[name]
         spec = importlib.util.spec_from_file_location(f"candidate_{os.getpid()}", path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
@@ -212,7 +222,7 @@ class Worker:
             cls = getattr(module, "ModelNew", None)
             if cls is None:
                 return {"error": "no_modelnew", "detail": f"{path.name} defines no ModelNew class"}
-            self.fn = construct(cls, self.problem.init_inputs(), int(req["init_seed"]), self.device)
+            self.fn = problems.construct(cls, self.problem.init_inputs(), int(req["init_seed"]), self.device)
         self.own_kernels = sorted({k for b in build.BUILDS if b.ok
                                    for k in audit.kernel_names(Path(b.directory, "cuda.cu").read_text()
                                                                if Path(b.directory, "cuda.cu").is_file() else "")})
@@ -220,8 +230,6 @@ class Worker:
 
     def _request_build(self, spec: Any) -> Any:
         """The cache is read-only here: ask the judge to build what it does not hold yet."""
-        from workbench import build
-
         found = build.cached(spec)
         if found is not None:
             return found
@@ -238,23 +246,20 @@ class Worker:
         del blocks
 
     def trial(self, req: dict[str, Any]) -> dict[str, Any]:
-        from workbench.problem import make_inputs, perturb
-        from workbench.verify import tensor_leaves
-
         torch = self.torch
         self.last_out = None
         label = str(req.get("label", "trial"))
-        inputs = make_inputs(self.problem, int(req["seed"]), req["distribution"], self.device, self.template)
+        inputs = problems.make_inputs(self.problem, int(req["seed"]), req["distribution"], self.device, self.template)
         if req.get("perturb"):  # call once, change part of the same tensors in place; the second call is judged
             self._call(inputs, label + ".before-change")
-            perturb(inputs, int(req["seed"]), *req["perturb"])
+            problems.perturb(inputs, int(req["seed"]), *req["perturb"])
         kept = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
         self._poison(list(req.get("poison_bytes", [])))
         before = thread_count()
         out = self._call(inputs, label)
         self._count_threads(label, before)
         tree = self._write(out)  # copied at once: later writes by stray work don't count
-        outs = tensor_leaves(out)
+        outs = verify.tensor_leaves(out)
         mutated = [i for i, (x, k) in enumerate(zip(inputs, kept))
                    if isinstance(x, torch.Tensor) and not (x.shape == k.shape and torch.equal(x, k))]
         aliases = sorted({(j, i) for j, o in enumerate(outs) for i, x in enumerate(inputs) if overlaps(o, x)})
@@ -262,11 +267,11 @@ class Worker:
 
     def sample(self, req: dict[str, Any]) -> dict[str, Any]:
         """One timed sample on fresh inputs; its output is kept until the next request (`fetch`)."""
-        from workbench.problem import redraw
-
-        inputs = redraw(self.template, int(req["seed"]), req.get("distribution", "normal"))
+        inputs = problems.redraw(self.template, int(req["seed"]), req.get("distribution", "normal"))
         label = str(req.get("label", "sample"))
-        target = _noop if req.get("noop") else None  # calibration: the same path with nothing to run
+        # Calibration: the same path, with one tiny harness kernel in place of the candidate's call, so the
+        # profiler's work for a watched launch is in the calibration too.
+        target = self._tiny if req.get("noop") else None
 
         def fn(*xs: Any) -> Any:
             return self._call(list(xs), label, sync=False, fn=target)
@@ -276,12 +281,13 @@ class Worker:
         self.last_out = out
         return {"ms": ev, "wall_ms": wall}
 
+    def _tiny(self, *_: Any) -> Any:
+        return self.torch.zeros(1, device=self.device)
+
     def fetch(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"output": self._write(self.last_out)}
 
     def finish(self, req: dict[str, Any]) -> dict[str, Any]:
-        from workbench.trace import call_facts
-
         self.last_out = None
         facts: dict[str, Any] = {"calls": [], "threads": self.threads}
         if self.prof is not None:
@@ -296,31 +302,20 @@ class Worker:
         return {"facts": facts}
 
     def facts(self, req: dict[str, Any]) -> dict[str, Any]:
-        from workbench.timing import measure_device
-
-        return {"facts": measure_device(self.device)}
+        return {"facts": timing.measure_device(self.device)}
 
     def start_profiler(self, req: dict[str, Any]) -> dict[str, Any]:
         """Reference workers: watch from here on (after torch.compile's warm-up), for the same clock."""
-        from torch.profiler import ProfilerActivity
-        from torch.profiler import profile as make_profile
-
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
         self.prof = make_profile(activities=acts)
         self.prof.start()
         return {}
 
 
-def _noop(*_: Any) -> None:
-    return None
-
-
 def classify(e: BaseException) -> tuple[str, bool]:
     """(error kind, whether the process must exit) for an exception raised by candidate code."""
-    from workbench.build import BuildError
-
     text = f"{type(e).__name__}: {e}"
-    if isinstance(e, BuildError):
+    if isinstance(e, build.BuildError):
         return "build_error", False
     if "OutOfMemoryError" in type(e).__name__ or "out of memory" in text or "can't allocate memory" in text:
         return "oom", True
@@ -349,14 +344,14 @@ def serve(worker: Worker) -> None:
             resp = getattr(worker, OPS[op])(req)
         except BaseException as e:  # noqa: BLE001 - candidate code can raise anything, SystemExit included
             kind, fatal = classify(e)
-            resp = {"error": kind, "detail": "".join(traceback.format_exception(e))[-8000:]}
+            with _suspended():  # formatting walks the traceback's frames, which the guard refuses the candidate
+                resp = {"error": kind, "detail": "".join(traceback.format_exception(e))[-8000:]}
             if kind == "build_error":
                 resp["log"] = e.result.log  # type: ignore[attr-defined]
         if worker.is_candidate and op != "sample":  # not on the timed path; patches persist until `finish`
             resp["tamper"] = tampered(worker.snapshot) + worker.swapped()
-            guard = sys.modules.get("workbench.guard")
-            if guard is not None and hasattr(guard, "violations"):
-                resp["tamper"] += [f"guard: {v}" for v in guard.violations()]
+            if _guard is not None:
+                resp["tamper"] += [f"guard: {v}" for v in _guard.violations()]
         resp["nonce"] = worker.nonce  # the judge ignores reply lines without its request's nonce
         worker.reply(resp)
         if fatal:
