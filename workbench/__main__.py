@@ -99,12 +99,22 @@ def suite_args(sp: argparse.ArgumentParser) -> None:
 
 
 def search_params(a: argparse.Namespace, problem: str) -> Any:
-    from workbench.search import SearchParams
+    """SearchParams from parsed options: every option is named after a SearchParams field."""
+    from workbench.search import SearchParams, param_fields
 
-    return SearchParams(problem=problem, models=a.model, rounds=a.rounds, ideas=a.ideas, impls=a.impls, seeds=a.seeds,
-                        repairs=a.repairs, target=a.target, base_url=a.base_url, max_candidates=a.max_candidates,
-                        max_tokens=a.max_tokens, max_wall_s=a.max_wall, compile_baseline=a.compile,
-                        trials=a.trials, samples=a.samples, timeout_s=a.timeout)
+    return SearchParams(problem=problem, **{f.name: getattr(a, dest) for f, _, dest in param_fields()
+                                            if getattr(a, dest, None) is not None or f.default is None})
+
+
+def totals_lines(totals: dict[str, Any]) -> list[str]:
+    """The model accounting of a run, one line per model and one overall."""
+    def line(name: str, t: dict[str, Any]) -> str:
+        return (f"{name:<34} {t['calls']:>5} calls ({t['failed_calls']} failed, {t['retries']} retries, "
+                f"{t['discarded_replies']} discarded)  in {t['input_tokens']:>8}  out {t['output_tokens']:>8} "
+                f"(reasoning {t['reasoning_tokens']})  ${t['cost_usd']:.4f}")
+
+    per = totals.get("per_model") or {}
+    return [line(m, t) for m, t in sorted(per.items())] + ([line("total", totals["overall"])] if per else [])
 
 
 def cmd_search(a: argparse.Namespace) -> int:
@@ -112,30 +122,70 @@ def cmd_search(a: argparse.Namespace) -> int:
 
     from workbench import cleanup
     from workbench.problem import load_problem
-    from workbench.search import Search
+    from workbench.search import ModelsUnreachable, Search, SearchParams
+    from workbench.store import RunStore, problem_path
 
-    params = search_params(a, a.problem)
-    load_problem(params.problem)  # a bad path fails here, before the progress bar draws
-    total = len(load_problem(params.problem, target=params.target).seeds()) + params.rounds * params.ideas * params.impls
-    bar = tqdm(total=total, desc=f"search {params.problem}", unit="cand")
+    if a.replay:  # the recorded run's parameters, its replies by place, no network
+        from workbench.store import RUNS_DIR
+
+        rdir = Path(a.replay) if Path(a.replay).is_dir() else RUNS_DIR / a.replay
+        if not (rdir / "params.json").is_file():
+            print(f"error: --replay {a.replay}: no recorded run at {rdir}", file=sys.stderr)
+            return 2
+        old = RunStore(rdir).params
+        known = {f for f in SearchParams.__dataclass_fields__}
+        params = SearchParams(**{k: v for k, v in old.items() if k in known})
+    elif not a.problem:
+        print("error: search needs a problem (or --replay RUN_ID)", file=sys.stderr)
+        return 2
+    else:
+        params = search_params(a, a.problem)
+    problem = load_problem(problem_path(params.problem), target=params.target)  # a bad path fails here, before the bar draws
+    total = len(problem.seeds()) + params.rounds * params.ideas * params.impls
+    bar = tqdm(total=total, desc=f"search {problem.name}", unit="cand")
+    search: Any = None
+
+    def status() -> str:
+        if search is None:
+            return ""
+        t = search.state.totals()["overall"]
+        flying = sum(getattr(p, "in_flight", 0) for p in search.proposers.values())
+        return f"calls in flight {flying}, tokens {t['input_tokens'] + t['output_tokens']}, ${t['cost_usd']:.4f}"
 
     def on_event(ev: dict[str, Any]) -> None:
         if ev["type"] == "verdict":
             bar.update(1)
-            bar.set_postfix_str(f"{ev['candidate']} {ev['status']} {fmt_ms(ev.get('ms'))} ms")
+            bar.set_postfix_str(f"{ev['candidate']} {ev['status']} {fmt_ms(ev.get('ms'))} ms; {status()}")
+        elif ev["type"] == "call":
+            bar.set_postfix_str(status())
+        elif ev["type"] == "notice":
+            tqdm.write(f"NOTE: {ev['message']}", file=sys.stderr)
         elif ev["type"] == "round":
             tqdm.write(f"round {ev['round']}: best {ev['best']} {fmt_ms(ev['best_ms'])} ms, "
                        f"{fmt_x(ev['best_speedup_eager'])} eager, {fmt_x(ev['best_speedup_compile'])} compile")
         elif ev["type"] in ("baseline", "facts", "stopped"):
             tqdm.write(f"{ev['type']}: " + json.dumps({k: v for k, v in ev.items() if k not in ("id", "type", "time", "eager", "compile")}, default=str)[:300])
 
-    search = Search(params, run_id=a.run_id, on_event=on_event)
-    cleanup.hint = f"resume with: python -m workbench search {a.problem} --run-id {search.store.run_id}"
-    store = search.run()
-    bar.close()
+    try:
+        search = Search(params, run_id=a.run_id, on_event=on_event, replay=a.replay,
+                        new_run_on_change=a.new_run_on_change)
+        cleanup.hint = f"resume with: python -m workbench search {params.problem} --run-id {search.store.run_id}"
+        store = search.run()
+    except ModelsUnreachable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        bar.close()
     print(f"run        {store.dir}")
+    for line in totals_lines(search.state.totals()):
+        print(f"models     {line}")
     best = store.dir / "best.json"
-    print(f"best       {best.read_text() if best.is_file() else 'no correct kernel'}")
+    best_id = json.loads(best.read_text()).get("candidate") if best.is_file() else None
+    print(f"best       {best_id or 'no correct kernel'}  ({best})")
+    why = search.model_outcome()
+    if why:
+        print(f"error: the models produced no candidate: {why}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -164,22 +214,30 @@ def main(argv: list[str] | None = None) -> int:
     common(e)
 
     def search_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--model", action="append", default=None,
-                        help="tuner | openai:<model> | gemini:<model>; repeat for an ensemble (default tuner)")
-        sp.add_argument("--base-url", default=None, help="an OpenAI-compatible endpoint")
-        sp.add_argument("--rounds", type=int, default=5)
-        sp.add_argument("--ideas", type=int, default=4, help="K ideas per round")
-        sp.add_argument("--impls", type=int, default=2, help="M implementations per idea")
-        sp.add_argument("--seeds", type=int, default=2, help="B best kernels that seed the next round")
-        sp.add_argument("--repairs", type=int, default=1, help="R repair attempts per failed candidate")
-        sp.add_argument("--max-candidates", type=int, default=None)
-        sp.add_argument("--max-tokens", type=int, default=None)
-        sp.add_argument("--max-wall", type=float, default=None, help="seconds")
-        common(sp)
+        """One option per SearchParams field, its default and help from there."""
+        from dataclasses import MISSING
+
+        from workbench.search import param_fields
+
+        for f, flag, dest in param_fields():
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0].split("|")[0].strip())
+            show = f"{f.metadata.get('help', '')} (default {default})"
+            if f.name == "models":
+                sp.add_argument(flag, dest=dest, action="append", default=None, help=show)
+            elif isinstance(default, bool):
+                sp.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default, help=show)
+            else:
+                sp.add_argument(flag, dest=dest, type=kind or str, default=default, help=show,
+                                choices=f.metadata.get("choices"))
 
     s = sub.add_parser("search", help="search for a faster kernel")
-    s.add_argument("problem")
+    s.add_argument("problem", nargs="?", help="a problem name or file (not needed with --replay)")
     s.add_argument("--run-id", default=None, help="resume this run (same parameters)")
+    s.add_argument("--replay", default=None, metavar="RUN_ID",
+                   help="re-run a recorded search with no network: each call gets the reply recorded at its place")
+    s.add_argument("--new-run-on-change", action="store_true",
+                   help="when --run-id names a run whose problem file changed, start a new run instead of refusing")
     search_args(s)
 
     b = sub.add_parser("batch", help="papermill: one search notebook per problem, then the report")
@@ -205,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(a, "model", "x") is None:
         a.model = ["tuner"]
     from workbench.problem import ProblemError
+    from workbench.store import RunError
 
     try:
         if a.cmd == "eval":
@@ -217,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         from workbench import batch
 
         return batch.main(a)
-    except (ProblemError, FileNotFoundError) as e:  # a bad path is the user's error, not a crash
+    except (ProblemError, FileNotFoundError, RunError, ValueError) as e:  # the user's error, not a crash
         print(f"error: {e}", file=sys.stderr)
         return 2
 

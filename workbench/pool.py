@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,49 +76,99 @@ class EvalPool:
         self.build_timeout_s = build.DEFAULT_TIMEOUT_S if build_timeout_s is None else build_timeout_s
         self.eval_kwargs = eval_kwargs
 
+    def session(self, problem: Problem, on_done: Callable[[Path, Verdict], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> "EvalSession":
+        """A streaming judge: `with pool.session(problem) as s: fut = s.submit(path)`; each
+        candidate is built as soon as it is submitted and judged on the first free device."""
+        return EvalSession(self, problem, on_done, should_stop)
+
     def evaluate_many(self, problem: Problem, paths: list[Path],
                       on_done: Callable[[Path, Verdict], None] | None = None,
                       should_stop: Callable[[], bool] | None = None) -> dict[Path, Verdict]:
         """Judge every path; calls on_done(path, verdict) as each finishes (from pool threads)."""
-        ready: queue.Queue[Path | None] = queue.Queue()
-        results: dict[Path, Verdict] = {}
-        lock = threading.Lock()
+        with self.session(problem, on_done, should_stop) as s:
+            futures = {path: s.submit(path) for path in paths}
+            s.wait()
+        return {path: v for path, f in futures.items() if (v := f.result()) is not None}
 
-        def built(f: Future[dict[str, Any]], path: Path) -> None:
-            ready.put(path)
+    def judge_one(self, problem: Problem, path: Path, index: int,
+                  should_stop: Callable[[], bool] | None) -> Verdict | None:
+        """One verdict; None when the search stopped first (not judged, not recorded: a resumed
+        search judges it)."""
+        if should_stop is not None and should_stop():
+            return None
+        try:
+            return evaluate(problem, path, target=self.target, device_index=index,
+                            build_timeout_s=self.build_timeout_s, **self.eval_kwargs)
+        except Exception as e:  # the judge itself failed: record it, keep going
+            return Verdict(problem.name, str(path), self.target, status="error",
+                           reasons=[f"error: judge failed: {type(e).__name__}: {e}"])
 
-        with ThreadPoolExecutor(self.build_workers) as builders:
-            for path in paths:
-                builders.submit(prebuild, path, self.build_timeout_s).add_done_callback(lambda f, p=path: built(f, p))
 
-            def device_loop(index: int) -> None:
-                while True:
-                    with lock:
-                        if len(results) + pending[0] + skipped[0] >= len(paths):
-                            return
-                        pending[0] += 1
-                    path = ready.get()
-                    if should_stop is not None and should_stop():
-                        with lock:  # not judged, not recorded: a resumed search judges it
-                            pending[0] -= 1
-                            skipped[0] += 1
-                        continue
-                    try:
-                        v = evaluate(problem, path, target=self.target, device_index=index,
-                                     build_timeout_s=self.build_timeout_s, **self.eval_kwargs)
-                    except Exception as e:  # the judge itself failed: record it, keep going
-                        v = Verdict(problem.name, str(path), self.target, status="error",
-                                    reasons=[f"error: judge failed: {type(e).__name__}: {e}"])
-                    with lock:
-                        results[path] = v
-                        pending[0] -= 1
-                    if on_done is not None:
-                        on_done(path, v)
+class EvalSession:
+    """Builds on the CPU cores and judging on every device, fed one candidate at a time."""
 
-            pending, skipped = [0], [0]
-            threads = [threading.Thread(target=device_loop, args=(i,), daemon=True) for i in self.devices]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        return results
+    def __init__(self, pool: EvalPool, problem: Problem, on_done: Callable[[Path, Verdict], None] | None,
+                 should_stop: Callable[[], bool] | None):
+        self.pool, self.problem, self.on_done, self.should_stop = pool, problem, on_done, should_stop
+        self.builders = ThreadPoolExecutor(pool.build_workers)
+        self.ready: queue.Queue[tuple[Path, Future[Verdict | None], Future[dict[str, Any]]] | None] = queue.Queue()
+        self.futures: list[Future[Verdict | None]] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._device_loop, args=(i,), daemon=True) for i in pool.devices]
+        for t in self.threads:
+            t.start()
+
+    def submit(self, path: Path) -> Future[Verdict | None]:
+        """The candidate's verdict to come (None if the search stops before it is judged)."""
+        fut: Future[Verdict | None] = Future()
+        with self.lock:
+            self.futures.append(fut)
+        built = self.builders.submit(prebuild, Path(path), self.pool.build_timeout_s)
+        built.add_done_callback(lambda b: self.ready.put((Path(path), fut, b)))
+        return fut
+
+    def wait(self) -> None:
+        """Until every candidate submitted so far (and any submitted meanwhile) has its verdict."""
+        while True:
+            with self.lock:
+                pending = [f for f in self.futures if not f.done()]
+            if not pending:
+                return
+            wait(pending)
+
+    def _device_loop(self, index: int) -> None:
+        while (item := self.ready.get()) is not None:
+            path, fut, built = item
+            v = self.pool.judge_one(self.problem, path, index, self.should_stop)
+            if v is None:  # stopped before judging
+                fut.set_result(None)
+                continue
+            # The build ran in the prebuild step (the judge then hits the cache): keep its record.
+            v.prebuilt = built.result().get("builds", []) if built.exception() is None else []
+            try:
+                if self.on_done is not None:
+                    self.on_done(path, v)
+            except BaseException as e:  # the caller's hook failed: its waiter hears of it
+                fut.set_exception(e)
+            else:
+                fut.set_result(v)
+
+    def close(self) -> None:
+        self.wait()
+        for _ in self.threads:
+            self.ready.put(None)
+        for t in self.threads:
+            t.join()
+        self.builders.shutdown()
+
+    def __enter__(self) -> "EvalSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:  # leaving on an error: stop feeding devices, do not wait for the queue
+            for _ in self.threads:
+                self.ready.put(None)
+            self.builders.shutdown(wait=False, cancel_futures=True)
+            return
+        self.close()

@@ -374,6 +374,7 @@ def run_search(log: Log, e: Entry, problem: Problem, a: Any, policy: str, suite_
     baseline = log.get(f"baseline:{e.rel}") or {}
     if not store.has("baseline") and baseline.get("eager_ms"):
         store.append("baseline", "baseline", **{k: v for k, v in baseline.items() if k not in ("id", "type", "time", "rel")})
+    store.close()  # one writer per run: the search opens it next
     def progress(ev: dict[str, Any]) -> None:
         if ev["type"] == "verdict":
             log.say(f"  {ev['candidate']}: {ev['status']} {_num(ev.get('ms'))} ms, {_num(ev.get('speedup_eager'), '{:.2f}x')} eager")
