@@ -18,7 +18,7 @@ SRC = r"""
 #define A(x) x x
 #define B(x) A(A(A(A(x))))
 #define C(x) B(B(B(B(x))))
-#define D(x) C(C(C(x)))
+#define D(x) B(B(C(x)))
 torch::Tensor relu(torch::Tensor x) { volatile int s = 0; D(s++;) return x.clone(); }
 """
 ext = load_inline("bomb", cpp_sources=[SRC], functions=["relu"])
@@ -42,5 +42,6 @@ def test_compile_bomb_is_a_build_timeout(tmp_path: Path, monkeypatch):
     v = evaluate(PROBLEMS_DIR / "relu_small", cand, target="cpu", build_timeout_s=8)
     took = time.perf_counter() - t0
     assert v.status == "build_error", v.reasons
-    assert any("timed out" in r for r in v.reasons), v.reasons
+    # bounded either way: by the time limit, or by the compiler's memory cap first
+    assert any("timed out" in r or "memory" in r.lower() for r in v.reasons), v.reasons
     assert took < 90, took

@@ -143,10 +143,22 @@ def _flock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+# Address space per compiler process: a compile bomb may not take the machine's memory before its
+# time is up (one macro bomb took cc1plus to 21 GB in seconds on a 24 GB machine).
+MEMORY_LIMIT_GB = float(os.environ.get("WORKBENCH_BUILD_MEMORY_GB", 8))
+
+
+def _limit_memory() -> None:
+    import resource
+
+    limit = int(MEMORY_LIMIT_GB * (1 << 30))
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def _run(cmd: list[str] | str, cwd: Path, timeout_s: float, shell: bool = False) -> tuple[int, str, bool]:
-    """Run a build command in its own process group; kill the whole group on timeout."""
+    """Run a build command in its own process group, memory capped; kill the whole group on timeout."""
     proc = subprocess.Popen(cmd, cwd=cwd, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_limit_memory if MEMORY_LIMIT_GB > 0 else None)
     try:
         out, _ = proc.communicate(timeout=timeout_s)
         return proc.returncode, out.decode(errors="replace"), False

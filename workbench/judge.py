@@ -298,6 +298,10 @@ def _error(verdict: Verdict, resp: dict[str, Any]) -> bool:
         verdict.reasons.append(f"build_error: the build timed out (limit {build.DEFAULT_TIMEOUT_S:g} s by default; "
                                f"WORKBENCH_BUILD_TIMEOUT or build_timeout_s sets it)")
         return True
+    if kind == "build_error" and any(m in detail for m in ("out of memory", "memory exhausted", "Cannot allocate memory")):
+        verdict.reasons.append(f"build_error: the compiler ran out of memory (capped at {build.MEMORY_LIMIT_GB:g} GB "
+                               f"per process; WORKBENCH_BUILD_MEMORY_GB sets it)")
+        return True
     verdict.reasons.append(f"{code}: {detail.strip().splitlines()[-1] if detail.strip() else kind}")
     if kind == "build_error" and resp.get("log"):
         verdict.builds.append({"ok": False, "log": resp["log"]})
