@@ -75,6 +75,8 @@ class EvalPool:
         self.build_workers = build_workers or max(1, cores - len(self.devices) - 1)
         self.build_timeout_s = build.DEFAULT_TIMEOUT_S if build_timeout_s is None else build_timeout_s
         self.eval_kwargs = eval_kwargs
+        # Called at judging time for the screening threshold (the search's B-th best); None: judge fully.
+        self.screen: Callable[[], float | None] | None = None
 
     def session(self, problem: Problem, on_done: Callable[[Path, Verdict], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> "EvalSession":
@@ -99,7 +101,8 @@ class EvalPool:
             return None
         try:
             return evaluate(problem, path, target=self.target, device_index=index,
-                            build_timeout_s=self.build_timeout_s, **self.eval_kwargs)
+                            build_timeout_s=self.build_timeout_s, screen_ms=self.screen() if self.screen else None,
+                            **self.eval_kwargs)
         except Exception as e:  # the judge itself failed: record it, keep going
             return Verdict(problem.name, str(path), self.target, status="error",
                            reasons=[f"error: judge failed: {type(e).__name__}: {e}"])

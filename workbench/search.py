@@ -77,6 +77,10 @@ class SearchParams:
     samples: int = _param(30, "timing samples per candidate")
     timeout_s: float = _param(120.0, "seconds per trial before the worker is killed", flag="--timeout")
     tuner_seed: int = _param(0, "random seed of the offline tuner")
+    policy: str | None = _param(None, "judging policy: strict | partial (default: the problem's own)",
+                                choices=("strict", "partial"))
+    screen: bool = _param(True, "judge fully only candidates whose short timing could enter the top B "
+                          "(the others end as 'screened')", flag="--screen")
 
     def __post_init__(self) -> None:
         if not self.problem:
@@ -264,6 +268,12 @@ class Search:
     def verdicts(self) -> dict[str, dict[str, Any]]:
         """Every recorded verdict event by candidate (the log's shape; `state` has the typed one)."""
         return {e["candidate"]: e for e in self.store.events("verdict")}
+
+    def screen_threshold(self) -> float | None:
+        """The time a candidate's short timing must beat to be judged fully: the B-th best so far, with
+        a quarter's margin for the short timing's noise; None until B kernels are correct."""
+        kept = [c.verdict.ms for c in self.state.correct()[: self.p.seeds] if c.verdict and c.verdict.ms]
+        return 1.25 * kept[-1] if len(kept) >= self.p.seeds else None
 
     def best(self, n: int) -> list[dict[str, Any]]:
         return [{"id": c.id, "source": self.store.candidate_path(c.id).read_text(), "ms": c.verdict.ms,
@@ -537,8 +547,10 @@ class Search:
     def run(self) -> RunStore:
         try:
             self.setup()
-            pool = EvalPool(self.p.target, trials=self.p.trials, samples=self.p.samples, timeout_s=self.p.timeout_s)
+            pool = EvalPool(self.p.target, trials=self.p.trials, samples=self.p.samples, timeout_s=self.p.timeout_s,
+                            policy=self.p.policy)
             pool.eval_kwargs.update(baseline=self.state.baseline, facts=self.state.facts)
+            pool.screen = self.screen_threshold if self.p.screen else None
             streaming = hasattr(pool, "session")
             with (pool.session(self.problem, should_stop=self.should_stop) if streaming
                   else BatchSession(pool, self.problem, self.should_stop)) as session:
