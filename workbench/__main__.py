@@ -93,7 +93,7 @@ def cmd_search(a: argparse.Namespace) -> int:
         elif ev["type"] in ("baseline", "facts", "stopped"):
             tqdm.write(f"{ev['type']}: " + json.dumps({k: v for k, v in ev.items() if k not in ("id", "type", "time", "eager", "compile")}, default=str)[:300])
 
-    store = Search(params, run_id=a.run_id, on_event=on_event).run()
+    store = Search(params, run_id=a.run_id, on_event=on_event, address=a.address).run()
     bar.close()
     print(f"run        {store.dir}")
     best = store.dir / "best.json"
@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--max-candidates", type=int, default=None)
         sp.add_argument("--max-tokens", type=int, default=None)
         sp.add_argument("--max-wall", type=float, default=None, help="seconds")
+        sp.add_argument("--address", default=None,
+                        help="judge on a Ray cluster (HEAD_IP:6379, from `ray start --head`); default: every local device")
         common(sp)
 
     s = sub.add_parser("search", help="search for a faster kernel")

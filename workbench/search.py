@@ -10,6 +10,9 @@ sources and verdicts already recorded are reused, never redone or recorded twice
 """
 from __future__ import annotations
 
+import os
+import platform
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,6 +61,18 @@ def make_proposer(spec: str, base_url: str | None, tuner_seed: int) -> Proposer:
     return ModelProposer(make_client(spec, base_url=base_url, cache_dir=MODEL_CACHE))
 
 
+def make_pool(params: SearchParams, address: str | None = None) -> Any:
+    """The judging pool: every local device, or a Ray cluster when an address is given (or set in
+    WORKBENCH_RAY_ADDRESS, which is how the batch passes it to its notebooks)."""
+    kwargs = dict(trials=params.trials, samples=params.samples, timeout_s=params.timeout_s)
+    address = address or os.environ.get("WORKBENCH_RAY_ADDRESS")
+    if address:
+        from workbench.ray_backend import RayEvalPool
+
+        return RayEvalPool(address, params.target, **kwargs)
+    return EvalPool(params.target, **kwargs)
+
+
 def verdict_record(v: Verdict) -> dict[str, Any]:
     sp = v.speedups()
     timing = v.timing or {}
@@ -68,14 +83,19 @@ def verdict_record(v: Verdict) -> dict[str, Any]:
             "build_seconds": sum(b.get("seconds") or 0 for b in v.builds),
             "build_cached": all(b.get("cached") for b in v.builds) if v.builds else None,
             "build_log": v.build_log[-6000:] if v.status == "build_error" else "",
-            "tolerance": v.tolerance, "seconds": v.seconds}
+            "tolerance": v.tolerance, "seconds": v.seconds,
+            # where it was judged: the Ray backend sets these; a local verdict was judged here
+            "node": getattr(v, "node", None) or platform.node(), "device_index": getattr(v, "device_index", None),
+            "device_name": getattr(v, "device_name", None)}
 
 
 class Search:
     def __init__(self, params: SearchParams, run_id: str | None = None, runs_dir: str | Path | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None):
+                 should_stop: Callable[[], bool] | None = None, address: str | None = None):
         self.p = params
+        self.address = address  # a Ray cluster to judge on (None: this machine's devices)
+        self.record_lock = threading.Lock()  # verdicts arrive from one thread per device
         self.problem: Problem = load_problem(params.problem)
         self.store = RunStore.open(run_id, asdict(params), runs_dir)
         self.on_event = on_event or (lambda ev: None)
@@ -181,7 +201,8 @@ class Search:
         pool.eval_kwargs.update(baseline=baseline, facts=facts)
 
         def record(path: Path, v: Verdict) -> None:
-            self.emit("verdict", f"verdict-{paths[path]}", candidate=paths[path], **verdict_record(v))
+            with self.record_lock:  # one append at a time to the run's log
+                self.emit("verdict", f"verdict-{paths[path]}", candidate=paths[path], **verdict_record(v))
 
         pool.evaluate_many(self.problem, list(paths), on_done=record, should_stop=self.should_stop)
         self.copy_duplicate_verdicts()
@@ -241,7 +262,7 @@ class Search:
         self.setup()
         baseline = self.store.get("baseline") or {}
         facts = (self.store.get("facts") or {}).get("facts", {})
-        pool = EvalPool(self.p.target, trials=self.p.trials, samples=self.p.samples, timeout_s=self.p.timeout_s)
+        pool = make_pool(self.p, self.address)
         for path in self.problem.seeds():
             self.add_candidate(f"r0-{path.stem}", path.read_text(), round=0, idea=None, model="seed", parent=None)
         self.judge_pending(pool, baseline, facts)
@@ -254,6 +275,7 @@ class Search:
                 break
             self.run_round(r, pool, baseline, facts)
             self.close_round(r)
+        getattr(pool, "close", lambda: None)()  # a Ray pool gives its judges back (they also die with this process)
         self.emit("end", f"end-{len(self.store.events('start'))}", best=(self.best(1) or [{}])[0].get("id"))
         return self.store
 
@@ -270,5 +292,5 @@ class Search:
 
 def run_search(params: SearchParams, run_id: str | None = None, runs_dir: str | Path | None = None,
                on_event: Callable[[dict[str, Any]], None] | None = None,
-               should_stop: Callable[[], bool] | None = None) -> RunStore:
-    return Search(params, run_id, runs_dir, on_event, should_stop).run()
+               should_stop: Callable[[], bool] | None = None, address: str | None = None) -> RunStore:
+    return Search(params, run_id, runs_dir, on_event, should_stop, address).run()
