@@ -109,3 +109,32 @@ def test_make_pool_picks_the_backend_by_address(cluster, monkeypatch):
     pool.close()
     monkeypatch.setenv("WORKBENCH_RAY_ADDRESS", c.address)  # how the batch hands the address to its notebooks
     assert isinstance(search.make_pool(params), RayEvalPool)
+
+
+@pytest.mark.gpu
+def test_gpu_judges_on_a_local_ray(tmp_path):
+    """On a CUDA machine: one judge actor per GPU, builds pinned to its node with its arch, real verdicts."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from workbench.ray_backend import RayEvalPool
+
+    if ray.is_initialized():
+        ray.shutdown()  # the module's cpu cluster, if it ran first
+    cuda = TESTS / "candidates" / "cuda"
+    pool = RayEvalPool(None, "cuda", trials=2, samples=30)
+    try:
+        infos = pool.ready(timeout_s=300)
+        assert len(infos) == torch.cuda.device_count()
+        assert sorted(i["device_index"] for i in infos) == list(range(torch.cuda.device_count()))
+        paths = [cuda / "softmax_small.py", cuda / "zeros_kernel.py", cuda / "torch_fallback.py"]
+        out = pool.evaluate_many(load_problem(TESTS / "problems" / "softmax_small"), paths)
+        got = {p.name: v.status for p, v in out.items()}
+        assert got["softmax_small.py"] == "correct", out[paths[0]].reasons
+        assert got["zeros_kernel.py"] != "correct" and got["torch_fallback.py"] != "correct"
+        v = out[paths[0]]
+        assert v.device_name == torch.cuda.get_device_name(v.device_index) and v.ms and v.ms > 0
+    finally:
+        pool.close()
+        ray.shutdown()
