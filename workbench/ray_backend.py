@@ -169,7 +169,11 @@ class RayEvalPool:
         if not ray.is_initialized():
             env = {"py_modules": [str(PACKAGE_DIR)], "excludes": ["__pycache__"]} if ship_code else None
             local = {} if address else {"include_dashboard": False}  # no address: a one-machine cluster
-            ray.init(address=address, runtime_env=env, log_to_driver=False, **local)
+            try:
+                ray.init(address=address, runtime_env=env, log_to_driver=False, **local)
+            except ConnectionError as e:
+                raise RuntimeError(f"cannot reach a Ray cluster at {address}: {e} "
+                                   f"(start one with `ray start --head`, see docs/distributed.md)") from e
         self.target = target
         self.build_timeout_s = build_timeout_s
         self.lookahead = max(1, lookahead)  # candidates held per judge: one judged, the rest building
@@ -177,6 +181,7 @@ class RayEvalPool:
         self.wait_for_judges_s = wait_for_judges_s
         self.eval_kwargs = eval_kwargs
         self.requeued: list[str] = []  # candidates handed back when their judge died (tests read it)
+        self.start_failures = 0
         self.slots: list[_Slot] = []
         n = judges or self._default_judges()
         for _ in range(n):
@@ -406,7 +411,10 @@ class RaySession:
         try:
             slot.info = ray.get(ref)
             slot.ready = None
-        except ray.exceptions.RayError:
+        except ray.exceptions.RayError as e:
+            self.pool.start_failures += 1
+            if self.pool.start_failures > 2 * max(1, len(self.pool.slots)):  # a setup error, not a lost node
+                raise RuntimeError(f"Ray judges keep failing to start: {type(e).__name__}: {str(e)[:2000]}") from e
             self._lose(slot)
 
     def _build_done(self, ref: Any, slot: _Slot, job: _Job) -> None:
