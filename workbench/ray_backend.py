@@ -160,12 +160,11 @@ class RayEvalPool:
 
     def __init__(self, address: str | None, target: str, judges: int | None = None, build_timeout_s: float = 600.0,
                  lookahead: int = 3, build_wait_s: float = 300.0, wait_for_judges_s: float = 600.0,
-                 ship_code: bool = True,
-                 **eval_kwargs: Any):
-        import ray
-
+                 ship_code: bool = True, **eval_kwargs: Any):
         if target not in ("cuda", "cpu"):
             raise ValueError(f"unknown target {target!r}: cuda or cpu")
+        import ray
+
         if not ray.is_initialized():
             env = {"py_modules": [str(PACKAGE_DIR)], "excludes": ["__pycache__"]} if ship_code else None
             local = {} if address else {"include_dashboard": False}  # no address: a one-machine cluster
@@ -183,20 +182,18 @@ class RayEvalPool:
         self.requeued: list[str] = []  # candidates handed back when their judge died (tests read it)
         self.start_failures = 0
         self.slots: list[_Slot] = []
-        n = judges or self._default_judges()
-        for _ in range(n):
-            self._spawn()
-
-    def _default_judges(self) -> int:
-        import ray
-
         alive = [n for n in ray.nodes() if n.get("Alive")]
-        if self.target == "cuda":
+        if target == "cuda":
             gpus = int(sum(n["Resources"].get("GPU", 0) for n in alive))
             if gpus == 0:
                 raise RuntimeError("the Ray cluster has no GPU; start GPU nodes with `ray start` or use --target cpu")
-            return gpus
-        return max(1, len([n for n in alive if n["Resources"].get("CPU", 0) >= 1]))
+            for _ in range(judges or gpus):
+                self._spawn()
+        else:  # one judge pinned to each node (up to `judges`)
+            for n in [n for n in alive if n["Resources"].get("CPU", 0) >= 1][:judges]:
+                self._spawn(n["NodeID"])
+        if not self.slots:
+            raise RuntimeError("the Ray cluster has no node with a CPU to judge on")
 
     def _spawn(self, node_id: str | None = None) -> _Slot:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
