@@ -38,6 +38,7 @@ from workbench.judge import Verdict
 from workbench.problem import Problem
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+MAX_TRIES = 3  # judge calls per candidate before a system failure becomes its verdict
 
 
 class Judge:
@@ -181,6 +182,7 @@ class RayEvalPool:
         self.eval_kwargs = eval_kwargs
         self.requeued: list[str] = []  # candidates handed back when their judge died (tests read it)
         self.start_failures = 0
+        self.dead_nodes: set[str] = set()  # nodes a judge died on: no CPU judge is placed there again
         self.slots: list[_Slot] = []
         alive = [n for n in ray.nodes() if n.get("Alive")]
         if target == "cuda":
@@ -218,7 +220,7 @@ class RayEvalPool:
             return
         if any(not s.info for s in self.slots):
             return  # one is still starting, place unknown: do not risk two on a node
-        taken = {s.info["node_id"] for s in self.slots}
+        taken = {s.info["node_id"] for s in self.slots} | self.dead_nodes  # Ray may not know of a death yet
         free = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1
                 and n["NodeID"] not in taken]
         if free:
@@ -410,7 +412,7 @@ class RaySession:
             slot.ready = None
         except ray.exceptions.RayError as e:
             self.pool.start_failures += 1
-            if self.pool.start_failures > 2 * max(1, len(self.pool.slots)):  # a setup error, not a lost node
+            if not any(s.info for s in self.pool.slots) and self.pool.start_failures > 3:  # setup, not a lost node
                 raise RuntimeError(f"Ray judges keep failing to start: {type(e).__name__}: {str(e)[:2000]}") from e
             self._lose(slot)
 
@@ -425,9 +427,19 @@ class RaySession:
         except ray.exceptions.RayActorError:  # the actor or its node is gone: hand its work back
             self._lose(slot)
             return
-        except ray.exceptions.RayError as e:  # the call failed for another reason: a verdict that says so
+        except ray.exceptions.RayError as e:  # the system failed the call (not the candidate): try again
+            slot.judging = None
+            slot.jobs.popleft()
+            if job.tries < MAX_TRIES:
+                with self.lock:
+                    self.todo.appendleft(job)
+                self.pool.requeued.append(job.path.name)
+                return
             v = Verdict(self.problem.name, str(job.path), self.pool.target, status="error",
-                        reasons=[f"error: judge failed on {slot.info.get('node')}: {type(e).__name__}: {str(e)[:500]}"])
+                        reasons=[f"error: judge failed {job.tries} times, last on {slot.info.get('node')}: "
+                                 f"{type(e).__name__}: {str(e)[:500]}"])
+            self._deliver(job, v)
+            return
         slot.judging = None
         slot.jobs.popleft()
         v.candidate = str(job.path)  # the driver's path, not the judge's temporary copy
@@ -442,11 +454,18 @@ class RaySession:
         import ray
 
         self.pool.slots.remove(slot)
+        if slot.info:
+            self.pool.dead_nodes.add(slot.info["node_id"])
+        failed = [j for j in slot.jobs if j.tries >= MAX_TRIES]  # it took its judge down every time: no loop
         with self.lock:
             for job in reversed(slot.jobs):
                 job.build = None
-                self.todo.appendleft(job)
-                self.pool.requeued.append(job.path.name)
+                if job not in failed:
+                    self.todo.appendleft(job)
+                    self.pool.requeued.append(job.path.name)
+        for job in failed:
+            self._deliver(job, Verdict(self.problem.name, str(job.path), self.pool.target, status="error",
+                                       reasons=[f"error: the judge died {job.tries} times judging this candidate"]))
         try:
             ray.kill(slot.actor, no_restart=True)
         except Exception:  # already gone with its node
