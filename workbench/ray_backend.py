@@ -260,9 +260,9 @@ class RayEvalPool:
                       should_stop: Callable[[], bool] | None = None) -> dict[Path, Verdict]:
         """Judge every path; calls on_done(path, verdict) as each finishes, from one driver thread."""
         with self.session(problem, on_done, should_stop) as s:
-            for p in paths:
-                s.submit(Path(p))
-            return s.wait()
+            futures = {Path(p): s.submit(Path(p)) for p in paths}
+            s.wait()
+        return {p: v for p, f in futures.items() if (v := f.result()) is not None}
 
     def session(self, problem: Problem, on_done: Callable[[Path, Verdict], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> "RaySession":
@@ -283,6 +283,7 @@ class RaySession:
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.closing = False
+        self.abandon = False
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._loop, name="ray-dispatch", daemon=True)
         self.thread.start()
@@ -291,9 +292,12 @@ class RaySession:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if exc[0] is not None:  # leaving on an error: stop dispatching, do not wait for the queue
+            self.abandon = True
         self.close()
 
     def submit(self, path: Path) -> Future:
+        """The candidate's verdict to come (None if the search stops before it is judged)."""
         path = Path(path)
         job = _Job(path, Future(), path.name, path.read_text())  # read here: the source travels by value
         with self.lock:
@@ -303,8 +307,10 @@ class RaySession:
         return job.future
 
     def wait(self) -> dict[Path, Verdict]:
-        for job in list(self.jobs):
-            job.future.result()  # raises what the dispatcher could not survive
+        """Until every candidate submitted so far (and any submitted meanwhile) has its verdict."""
+        while pending := [j for j in list(self.jobs) if not j.future.done()]:
+            for job in pending:
+                job.future.result()  # raises what the dispatcher could not survive
         return dict(self.results)
 
     def close(self) -> None:
@@ -331,7 +337,7 @@ class RaySession:
         pool = self.pool
         no_judge_since: float | None = None
         while True:
-            if self.closing and not self._open():
+            if self.abandon or (self.closing and not self._open()):
                 return
             self._stop_if_asked()
             self._assign()
@@ -367,9 +373,8 @@ class RaySession:
             return
         with self.lock:
             waiting, self.todo = list(self.todo), deque()
-        for job in waiting:  # never handed to a judge: say so, as the local pool does
-            self._deliver(job, Verdict(self.problem.name, str(job.path), self.pool.target, status="error",
-                                       reasons=["error: search stopped before this candidate was judged"]))
+        for job in waiting:  # never handed to a judge: not judged, not recorded (a resumed search judges it)
+            job.future.set_result(None)
 
     def _assign(self) -> None:
         """Give queued candidates to ready judges in turn (starting their builds on the judge's node),
