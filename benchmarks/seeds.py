@@ -49,7 +49,7 @@ def main() -> None:
 
     target = a.target or ("cuda" if torch.cuda.is_available() else "cpu")
     names = a.problems or list_problems()
-    problems = [load_problem(n) for n in names]
+    problems = [load_problem(n, target=target) for n in names]  # its sizes and seeds for the target
     if target == "cuda":
         from workbench.build import target_arch
 

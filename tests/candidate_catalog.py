@@ -21,7 +21,7 @@ REASON_CODES = frozenset({
     "input_mutated", "output_aliases_input", "not_plain_tensor", "wrong_shape", "wrong_dtype",
     "wrong_device", "nonfinite", "mismatch", "rel_error", "library_kernel", "torch_compute",
     "other_stream", "threads", "tamper", "forbidden_source", "timing_mismatch", "stale_output",
-    "crash", "timeout", "oom", "build_error", "no_modelnew",
+    "crash", "timeout", "oom", "build_error", "no_modelnew", "syntax_error", "no_own_kernel",
 })  # trivial_check_tightened is informational, never the reason a cheat fails
 
 LINE = re.compile(r"^(?P<kind>HONEST|CHEAT) (?P<name>\w+) on (?P<problem>\w+): (?P<what>.+?)\s*expect: (?P<expect>[\w, ]+)$")
@@ -44,9 +44,17 @@ class Candidate:
         return PROBLEMS_DIR / self.problem
 
 
+def _first_doc_line(text: str) -> str:
+    try:
+        doc = ast.get_docstring(ast.parse(text), clean=False) or ""
+    except SyntaxError:  # a candidate that does not parse on purpose: read its opening line as text
+        m = re.match(r'\s*(?:r?"""|r?\'\'\')(.*)', text)
+        doc = m[1].split('"""')[0] if m else ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
 def parse(path: Path) -> Candidate:
-    doc = ast.get_docstring(ast.parse(path.read_text()), clean=False) or ""
-    first = doc.strip().splitlines()[0] if doc.strip() else ""
+    first = _first_doc_line(path.read_text())
     m = LINE.match(first)
     if not m:
         raise ValueError(f"{path}: first docstring line must read '<HONEST|CHEAT> <name> on <problem>: ... expect: ...', got {first!r}")
@@ -91,7 +99,8 @@ def assert_cheat_caught(v, cand: Candidate) -> None:
 def check_cheat(cand: Candidate, target: str) -> None:
     # Unless the static scan is what the cheat expects, the runtime checks alone must catch it:
     # a scan of the source is easy to evade, so it may not be the only line of defence.
-    assert_cheat_caught(judge(cand, target, static_scan="forbidden_source" in cand.expect), cand)
+    scan = bool(cand.expect & {"forbidden_source", "syntax_error"})
+    assert_cheat_caught(judge(cand, target, static_scan=scan), cand)
 
 
 def check_disruptive(cand: Candidate, target: str, timeout_s: float, honest_after: Candidate) -> None:

@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 
 from workbench.prompts import extract_code
-from workbench.proposers.base import (
+from workbench.models.base import (
     RETRY_AFTER_CEILING_S,
     Completion,
     ModelClient,
     ModelError,
     RetryingClient,
     cost_usd,
-    make_client,
     price_per_mtok,
 )
+from workbench.models import make_client
 
 try:
     from tests.fakes import (
@@ -340,7 +340,7 @@ def test_messages_are_validated() -> None:
 
 def test_importing_the_base_pulls_in_no_sdk() -> None:
     code = (
-        "import sys, workbench.proposers.base, workbench.prompts;"
+        "import sys, workbench.proposers.base, workbench.models, workbench.proposers.llm, workbench.search, workbench.prompts;"
         "bad = [m for m in ('openai', 'google.genai') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -7,7 +7,10 @@ a whole 2-round search; with the build cache warm it takes about a minute, cold 
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ PROBLEM = str(Path(__file__).resolve().parent / "problems" / "scale_rows")
 
 def search_params(**kw: Any) -> SearchParams:
     base = dict(problem=PROBLEM, models=["tuner"], rounds=2, ideas=2, impls=1, seeds=1, target="cpu",
-                compile_baseline=False, trials=2, samples=30)
+                compile_baseline=False, trials=2, samples=30, profile_kernels=0)
     return SearchParams(**{**base, **kw})
 
 
@@ -36,35 +39,55 @@ class FakePool:
     def __init__(self) -> None:
         self.eval_kwargs: dict[str, Any] = {}
         self.judged: list[Path] = []
+        self.lock = threading.Lock()
 
-    def evaluate_many(self, problem, paths, on_done=None, should_stop=None):
-        out = {}
-        for i, path in enumerate(paths):
+    def verdict(self, problem, path) -> Verdict:
+        with self.lock:
             self.judged.append(Path(path))
-            v = Verdict(problem.name, str(path), "cpu", timing={"ms": 100.0 - len(self.judged)})
-            out[path] = v
-            if on_done:
-                on_done(path, v)
-        return out
+            return Verdict(problem.name, str(path), "cpu", timing={"ms": 100.0 - len(self.judged)})
+
+    def session(self, problem, on_done=None, should_stop=None):
+        return FakeSession(self, problem)
 
 
-def test_duplicate_sources_in_one_batch_are_judged_once(tmp_path: Path):
-    s = Search(search_params(), run_id="dup", runs_dir=tmp_path)
+class FakeSession:
+    def __init__(self, pool: FakePool, problem) -> None:
+        self.pool, self.problem = pool, problem
+
+    def submit(self, path) -> Future:
+        fut: Future = Future()
+        fut.set_result(self.pool.verdict(self.problem, path))
+        return fut
+
+    def wait(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def test_duplicate_sources_are_judged_once(tmp_path: Path):
+    s = Search(search_params(profile_kernels=0), run_id="dup", runs_dir=tmp_path)
     src = Path(PROBLEM, "seeds", "loop.py").read_text()
     other = Path(PROBLEM, "seeds", "blocked.py").read_text()
-    for cid, source in (("r1-i0-m0", src), ("r1-i1-m0", src), ("r1-i2-m0", other)):
-        s.add_candidate(cid, source, round=1, idea=None, model="tuner", parent=None)
-    assert s.store.get("cand-r1-i1-m0")["duplicate_of"] == "r1-i0-m0"
+    cands = [s.add_candidate(cid, source, round=1, idea=None, model="tuner", parent=None)
+             for cid, source in (("r1-i0-m0", src), ("r1-i1-m0", src), ("r1-i2-m0", other))]
+    assert s.state.candidates["r1-i1-m0"].duplicate_of == "r1-i0-m0"
     pool = FakePool()
-    s.judge_pending(pool, {}, {})
+    s.session = pool.session(s.problem)
+    with ThreadPoolExecutor(3) as ex:  # the duplicate may be asked first: it waits for its original
+        list(ex.map(s.judge, reversed(cands)))
     assert sorted(p.stem for p in pool.judged) == ["r1-i0-m0", "r1-i2-m0"]  # one evaluation per source
-    v = s.verdicts()
-    assert set(v) == {"r1-i0-m0", "r1-i1-m0", "r1-i2-m0"}  # ... and every candidate has its verdict
-    assert v["r1-i1-m0"]["ms"] == v["r1-i0-m0"]["ms"] and v["r1-i1-m0"]["status"] == "correct"
+    v = {cid: c.verdict for cid, c in s.state.candidates.items()}
+    assert v["r1-i1-m0"].ms == v["r1-i0-m0"].ms and v["r1-i1-m0"].status == "correct"
+    assert v["r1-i1-m0"].copied_from == "r1-i0-m0"
     # a later duplicate reuses the recorded verdict, nothing is judged again
-    s.add_candidate("r2-i0-m0", src, round=2, idea=None, model="tuner", parent=None)
-    s.judge_pending(pool, {}, {})
-    assert len(pool.judged) == 2 and s.verdicts()["r2-i0-m0"]["ms"] == v["r1-i0-m0"]["ms"]
+    s.judge(s.add_candidate("r2-i0-m0", src, round=2, idea=None, model="tuner", parent=None))
+    assert len(pool.judged) == 2 and s.state.candidates["r2-i0-m0"].verdict.ms == v["r1-i0-m0"].ms
+    s.store.close()
     ids = [e["id"] for e in log_lines(s.store.dir)]
     assert len(ids) == len(set(ids))
 
@@ -148,18 +171,18 @@ class Killed(BaseException):
 
 
 class DyingPool(FakePool):
-    """Judges `lives` candidates, then dies the way a killed process would: mid-batch, without cleanup."""
+    """Judges `lives` candidates, then dies the way a killed process would: mid-round, without cleanup."""
 
     def __init__(self, lives: int) -> None:
         super().__init__()
         self.lives = lives
 
-    def evaluate_many(self, problem, paths, on_done=None, should_stop=None):
-        for path in paths:
+    def verdict(self, problem, path) -> Verdict:
+        with self.lock:
             if self.lives == 0:
                 raise Killed
             self.lives -= 1
-            super().evaluate_many(problem, [path], on_done, should_stop)
+        return super().verdict(problem, path)
 
 
 @pytest.mark.parametrize("lives", [0, 1, 3, 4])
@@ -195,3 +218,116 @@ def test_resume_after_a_crash_with_a_fake_pool(tmp_path: Path, monkeypatch: pyte
     assert max(verdicts.values()) == 1
     assert set(verdicts) == {e["candidate"] for e in events if e["type"] == "candidate" and not e.get("failed")}
     assert (store.dir / "best.py").is_file()
+
+
+def fake_setup(monkeypatch: pytest.MonkeyPatch) -> FakePool:
+    import workbench.search as search
+
+    pool = FakePool()
+    monkeypatch.setattr(search, "EvalPool", lambda *a, **k: pool)
+    monkeypatch.setattr(search, "measure_facts", lambda target: {"device": "fake"})
+    monkeypatch.setattr(search, "time_reference", lambda problem, target, compile: {"eager_ms": 10.0})
+    return pool
+
+
+def test_a_run_binds_to_its_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import shutil
+
+    from workbench.store import RunError
+
+    fake_setup(monkeypatch)
+    problem = tmp_path / "problem"
+    shutil.copytree(PROBLEM, problem)
+    p = search_params(problem=str(problem), rounds=1)
+    first = run_search(p, run_id="bound", runs_dir=tmp_path / "runs")
+    assert json.loads((first.dir / "params.json").read_text())["problem_digest"]
+    ref = problem / "reference.py"
+    ref.write_text(ref.read_text().replace("x * 2.0 + 1.0", "x * 3.0 + 1.0"))
+    with pytest.raises(RunError, match="the problem file has changed since"):
+        Search(p, run_id="bound", runs_dir=tmp_path / "runs")
+    other = Search(p, run_id="bound", runs_dir=tmp_path / "runs", new_run_on_change=True)
+    assert other.store.run_id != "bound" and not other.store.events()
+    other.store.close()
+
+
+def test_a_resume_on_a_damaged_log_says_what_it_redoes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    pool = fake_setup(monkeypatch)
+    store = run_search(search_params(rounds=1), run_id="damaged", runs_dir=tmp_path)
+    lines = store.events_path.read_bytes().splitlines(keepends=True)
+    n = next(i for i, ln in enumerate(lines) if b'"verdict-r0-loop"' in ln)
+    lines[n] = lines[n][:40] + b"\n"  # damage a verdict in the middle of the log
+    store.events_path.write_bytes(b"".join(lines))
+    judged = len(pool.judged)
+    notices: list[str] = []
+    run_search(search_params(rounds=1), run_id="damaged", runs_dir=tmp_path,
+               on_event=lambda ev: notices.append(ev["message"]) if ev["type"] == "notice" else None)
+    assert any(f"line {n + 1}: not JSON" in m and "verdict-r0-loop" in m and "redone" in m for m in notices), notices
+    assert [p.stem for p in pool.judged[judged:]] == ["r0-loop"]  # exactly the lost verdict is redone
+
+
+def test_search_params_state_every_default_once():
+    from dataclasses import fields
+
+    from workbench.__main__ import main
+    from workbench.search import param_fields
+
+    assert all(f.metadata.get("help") for f in fields(SearchParams))
+    flags = [flag for _, flag, _ in param_fields()]
+    assert "--model" in flags and "--concurrency" in flags and "--max-output-tokens" in flags
+    assert len(flags) == len(set(flags))
+    with pytest.raises(SystemExit):  # every field became an option, with its help
+        main(["search", "--help"])
+
+
+def test_a_second_search_on_a_run_in_use_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]):
+    import workbench.store as store
+    from workbench.__main__ import main
+
+    fake_setup(monkeypatch)
+    monkeypatch.setattr(store, "RUNS_DIR", tmp_path)
+    first = Search(search_params(), run_id="busy")  # holds the run until it ends
+    code = main(["search", PROBLEM, "--target", "cpu", "--rounds", "2", "--ideas", "2", "--impls", "1",
+                 "--seeds", "1", "--no-compile", "--trials", "2", "--profile-kernels", "0", "--run-id", "busy"])
+    assert code == 2 and f"run busy is in use by another search (pid {os.getpid()}" in capsys.readouterr().err
+    first.run()  # ... and it still completes
+    assert first.store.events("end")
+
+
+def test_a_duplicate_hears_when_its_original_cannot_be_judged(tmp_path: Path):
+    s = Search(search_params(), run_id="dup-fail", runs_dir=tmp_path)
+    src = Path(PROBLEM, "seeds", "loop.py").read_text()
+    orig = s.add_candidate("r1-i0-m0", src, round=1, idea=None, model="tuner", parent=None)
+    dup = s.add_candidate("r1-i1-m0", src, round=1, idea=None, model="tuner", parent=None)
+
+    class BrokenSession:
+        def submit(self, path):
+            raise Killed
+
+    s.session = BrokenSession()
+    with ThreadPoolExecutor(2) as ex:
+        waiting = ex.submit(s.judge, dup)
+        with pytest.raises(Killed):
+            s.judge(orig)
+        with pytest.raises(Killed):
+            waiting.result(timeout=10)  # not a hang
+    s.store.close()
+
+
+def test_proposers_that_learn_hear_every_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import workbench.search as search
+
+    heard: list[tuple[str, str]] = []
+
+    class Learner(search.Tuner):
+        def observe(self, candidate_id: str, source: str, record: dict) -> None:
+            heard.append((candidate_id, record["status"]))
+
+    monkeypatch.setattr(search, "Tuner", Learner)
+    fake_setup(monkeypatch)
+    store = run_search(search_params(rounds=1), run_id="learn", runs_dir=tmp_path)
+    judged = [e["candidate"] for e in store.events("verdict")]
+    assert [c for c, _ in heard] == judged and len(judged) >= 3
+    heard.clear()
+    Search(search_params(rounds=1), run_id="learn", runs_dir=tmp_path).store.close()  # a resume replays them
+    assert [c for c, _ in heard] == judged

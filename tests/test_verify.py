@@ -121,3 +121,49 @@ def test_check_meta_rejects_subclass_shape_dtype_device():
     assert codes(describe(3.0), ref) == {"not_plain_tensor"}
     several = check_meta(describe(torch.randn(2, 8, dtype=torch.float16)), ref)
     assert {c.split(":")[0] for c in several} == {"wrong_shape", "wrong_dtype"}
+
+
+# -- outputs of any structure ------------------------------------------------------------------------------
+from workbench.verify import compare_tree, describe_tree, tensor_leaves  # noqa: E402
+
+
+def _tree(obj):
+    """The worker's description of `obj`, with tensors handed over by reference (no files)."""
+    keep = {}
+
+    def leaf(t):
+        keep[id(t)] = t
+        return {"ref": id(t)}
+
+    return describe_tree(obj, leaf), (lambda meta: keep[meta["ref"]])
+
+
+def _codes(out, ref):
+    tree, load = _tree(out)
+    codes, _ = compare_tree(tree, ref, DEFAULT, load)
+    return [c.split(":", 1)[0] for c in codes]
+
+
+def test_every_tensor_of_a_nested_output_is_compared():
+    a, b, c = torch.randn(4), torch.randn(5), torch.randn(6)
+    assert _codes(((a, b), c), ((a, b), c)) == []
+    assert "mismatch" in _codes(((a, b + 1), c), ((a, b), c))  # a wrong b inside a nested tuple
+    assert _codes(((a,), c), ((a, b), c)) == ["wrong_output"]  # the structure too
+    assert len(tensor_leaves({"x": [a, (b,)], "y": c})) == 3
+
+
+def test_scalars_and_none_are_compared():
+    assert _codes(3.0, 3.0) == [] and _codes(3.0 + 1e-4, 3.0) == []
+    assert _codes(12345.0, 3.0) == ["mismatch"]
+    assert _codes(torch.tensor(3.0), 3.0) == ["wrong_output"]  # a tensor where the model returns a float
+    assert _codes(torch.zeros(3), None) == ["wrong_output"]  # a tensor where the model returns None
+    assert _codes(None, None) == [] and _codes(7, 7) == [] and _codes(True, 1) == ["mismatch"]
+    assert _codes(float("nan"), float("nan")) == []
+
+
+def test_a_constant_reference_is_flagged_degenerate():
+    """Like KernelBench level2/36: the output is constant to 3e-8, so a constant output passes any tightening."""
+    ref = torch.full((64, 64), 0.5) + 3e-8 * torch.randn(64, 64)
+    tol = calibrate(ref, [], DEFAULT)
+    assert "constant" in tol.degenerate
+    assert calibrate(softmax_ref(), [], DEFAULT).degenerate == []

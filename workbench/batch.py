@@ -102,6 +102,10 @@ def run_report(out: Path, runs_dir: str | None = None, failures_path: Path | Non
 
 
 def main(a: argparse.Namespace) -> int:
+    if getattr(a, "suite", None):  # a directory of KernelBench files: workbench.suite, no notebooks
+        from workbench.suite import suite_main
+
+        return suite_main(a)
     ensure_kernel()
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -1,39 +1,44 @@
-"""The judge: runs a candidate in a worker process and decides, in this process, whether it is
-correct and how fast it is (see DESIGN.md, "The evaluation protocol").
+"""The judge: decides, in this process, whether one candidate is correct and how fast it is.
 
-This process holds the reference model and computes reference outputs; the candidate never
-shares a process, an allocator or a file of reference results with it. Seeds come from the
-OS's random source at the moment they are needed, so a candidate cannot precompute answers.
+The candidate runs in a confined worker (workbench.worker_process); this process holds the
+reference model, draws the same secret-seeded inputs on its own device, and compares every
+output leaf itself. Nothing the verdict rests on is taken from the worker unchecked: outputs
+are compared here; which timed outputs are checked is decided after each sample; every timed
+sample is bracketed by this process's clock, calibrated on the same worker before the
+candidate was loaded; the profiler watched every call. docs/judge.md states what this
+guarantees and what it cannot (native code inside the worker can forge what the worker says
+about itself; the judge's clock and comparisons bound what that gains).
 """
 from __future__ import annotations
 
-import atexit
-import json
-import os
+import math
 import random
 import secrets
-import select
-import signal
-import subprocess
-import sys
-import tempfile
+import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
-from workbench import audit, verify
-from workbench.problem import DISTRIBUTIONS, Problem, load_problem, make_inputs, perturb, redraw, tensor_bytes
-from workbench.timing import Timer, escaped_work, roofline_ms, speedup
+from workbench import audit, build, verify
+from workbench.baselines import main_dtype, measure_facts, problem_bytes, time_reference  # noqa: F401 (re-exported)
+from workbench.problem import DISTRIBUTIONS, POLICIES, Problem, load_problem, make_inputs, perturb, redraw, tensor_bytes
+from workbench.timing import judge_clock_check, roofline_ms, speedup, time_remote
+from workbench.worker_process import WorkerDied, WorkerProcess, cpu_memory_limit_gb, take_worker
 
 CHEAT_CODES = {"input_mutated", "output_aliases_input", "not_plain_tensor", "torch_compute", "library_kernel",
-               "other_stream", "threads", "tamper", "forbidden_source", "timing_mismatch", "stale_output"}
-WRONG_CODES = {"wrong_shape", "wrong_dtype", "wrong_device", "nonfinite", "mismatch", "rel_error"}
+               "other_stream", "threads", "tamper", "forbidden_source", "timing_mismatch", "stale_output",
+               "no_own_kernel"}
+WRONG_CODES = {"wrong_shape", "wrong_dtype", "wrong_device", "nonfinite", "mismatch", "rel_error", "wrong_output"}
 PROBE_BLOCKS = ((0.25, 0.5), (0.5, 0.75))
 ERROR_STATUS = {"build_error": "build_error", "crash": "crash", "timeout": "timeout", "oom": "crash",
-                "error": "error", "no_modelnew": "error"}
+                "error": "error", "no_modelnew": "error", "syntax_error": "error"}
+CALIBRATION_SAMPLES = 16
+CHECK_PROBABILITY = 0.15  # each timed sample's output is checked with this chance, decided after the sample
+SCREEN_SAMPLES = 10
 
 
 @dataclass
@@ -50,6 +55,13 @@ class Verdict:
     tolerance: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     worker_log: str = ""
+    policy: str = "strict"
+    stage: str = "full"  # "screen" when it stopped after the screening stage
+    device_index: int = 0
+    device_name: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+    degenerate: list[str] = field(default_factory=list)  # trivial outputs the problem cannot tell from right
+    confinement: str = ""
 
     @property
     def codes(self) -> set[str]:
@@ -67,6 +79,10 @@ class Verdict:
     def build_log(self) -> str:
         return "\n".join(b.get("log", "") for b in self.builds)
 
+    @property
+    def build_seconds(self) -> float:
+        return sum(b.get("seconds") or 0.0 for b in self.builds)
+
     def speedups(self) -> dict[str, float | None]:
         b = self.baseline or {}
         return {"eager": speedup(b.get("eager_ms"), self.ms), "compile": speedup(b.get("compile_ms"), self.ms)}
@@ -76,7 +92,7 @@ class Verdict:
         names = self.codes
         if names & CHEAT_CODES:
             self.status = "rejected"
-        elif names & WRONG_CODES and self.status == "correct":
+        elif names & WRONG_CODES and self.status in ("correct", "screened"):
             self.status = "incorrect"
 
     def to_json(self) -> dict[str, Any]:
@@ -85,95 +101,19 @@ class Verdict:
         return d
 
 
-class WorkerDied(RuntimeError):
-    pass
+class Phases:
+    """Wall seconds per phase of one evaluation (benchmarks/judge_cost.py prints them)."""
 
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
 
-class WorkerProcess:
-    """A `python -m workbench.worker` child speaking JSON lines, killed as a whole process group."""
-
-    def __init__(self, device: str, memory_limit_gb: float = 0.0):
-        self.device = device
-        self.log = tempfile.NamedTemporaryFile(prefix="workbench-worker-", suffix=".log", delete=False)
-        cmd = [sys.executable, "-m", "workbench.worker", "--device", device]
-        if memory_limit_gb:
-            cmd += ["--memory-limit-gb", str(memory_limit_gb)]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-                                     start_new_session=True, env=env)
-        self.ready = False
-        self.forged = 0  # reply lines that did not carry the request's nonce: written by the candidate
-
-    def _read(self, timeout_s: float, nonce: str | None = None) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            r, _, _ = select.select([self.proc.stdout], [], [], min(left, 1.0))
-            if r:
-                line = self.proc.stdout.readline()
-                if not line:
-                    self.proc.wait(timeout=10)
-                    raise WorkerDied(f"worker exited with code {self.proc.returncode}")
-                try:
-                    reply = json.loads(line)
-                except json.JSONDecodeError:
-                    reply = None
-                if nonce is None or (isinstance(reply, dict) and reply.get("nonce") == nonce):
-                    return reply if isinstance(reply, dict) else {}
-                self.forged += 1
-                continue
-            if self.proc.poll() is not None:
-                raise WorkerDied(f"worker exited with code {self.proc.returncode}")
-
-    def request(self, req: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        if not self.ready:
-            self._read(timeout_s=180)  # import torch, start CUDA
-            self.ready = True
-        assert self.proc.stdin is not None
-        req = {**req, "nonce": secrets.token_hex(16)}
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
         try:
-            self.proc.stdin.write((json.dumps(req) + "\n").encode())
-            self.proc.stdin.flush()
-        except BrokenPipeError as e:
-            raise WorkerDied("worker is gone") from e
-        return self._read(timeout_s, req["nonce"])
-
-    def log_tail(self, n: int = 6000) -> str:
-        try:
-            return Path(self.log.name).read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=30)
-        Path(self.log.name).unlink(missing_ok=True)
-
-
-# One warm spare per device: a fresh process per evaluation, without paying its start-up.
-_spares: dict[str, WorkerProcess] = {}
-
-
-def take_worker(device: str, memory_limit_gb: float = 0.0) -> WorkerProcess:
-    w = _spares.pop(device, None)
-    if w is None or w.proc.poll() is not None:
-        w = WorkerProcess(device, memory_limit_gb)
-    _spares[device] = WorkerProcess(device, memory_limit_gb)
-    return w
-
-
-@atexit.register
-def _kill_spares() -> None:
-    for w in _spares.values():
-        w.kill()
-    _spares.clear()
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
 def device_for(target: str, index: int = 0) -> str:
@@ -186,53 +126,42 @@ def device_for(target: str, index: int = 0) -> str:
     raise ValueError(f"unknown target {target!r}: cuda or cpu")
 
 
-def _cpu_memory_limit_gb() -> float:
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
-        return max(4.0, total * 0.6)  # a runaway CPU candidate fails to allocate instead of taking the machine
-    except (ValueError, OSError):
-        return 0.0
-
-
-def _load_output(meta: dict[str, Any]) -> torch.Tensor:
+def load_output(meta: dict[str, Any], device: torch.device | str) -> torch.Tensor:
+    """A candidate's output tensor from its file in the worker's scratch, onto `device`."""
     dtype = getattr(torch, meta["dtype"].split(".", 1)[1])
-    shape = meta["shape"]
-    numel = 1
-    for s in shape:
-        numel *= s
+    numel = math.prod(meta["shape"])
     nbytes = numel * torch.empty((), dtype=dtype).element_size()
     path = Path(meta["path"])
     if path.stat().st_size != nbytes:
         raise ValueError(f"output file holds {path.stat().st_size} bytes, expected {nbytes}")
-    raw = torch.from_file(str(path), shared=False, size=nbytes, dtype=torch.uint8)
-    return raw.view(dtype).reshape(shape)
-
-
-def _cleanup(metas: list[dict[str, Any]]) -> None:
-    for m in metas:
-        if "path" in m:
-            Path(m["path"]).unlink(missing_ok=True)
+    raw = torch.from_file(str(path), shared=False, size=nbytes, dtype=torch.uint8) if nbytes else torch.empty(0, dtype=torch.uint8)
+    out = (raw.to(torch.bool) if dtype == torch.bool else raw.view(dtype)).reshape(meta["shape"]).to(device)
+    path.unlink(missing_ok=True)
+    return out
 
 
 class Reference:
-    """The reference side of one evaluation: model, template inputs, tolerances, output shapes."""
+    """The reference side of one evaluation: model, template inputs, tolerances."""
 
     def __init__(self, problem: Problem, device: str, init_seed: int, template_seed: int):
+        from workbench.problem import given_inputs
+
         self.problem, self.device = problem, device
         self.model = problem.make_model(init_seed, device)
-        self.template = make_inputs(problem, template_seed, "given", device)
+        self.template = given_inputs(problem, template_seed, device)
         ref = self.outputs(self.template)
-        self.out_bytes = [tensor_bytes(r) for r in ref]
-        base = verify.Tolerance(problem.atol, problem.rtol, problem.rel_l2_tol)
-        self.tol = base
-        for r in ref:
-            if isinstance(r, torch.Tensor) and r.is_floating_point():
-                self.tol = verify.calibrate(r, self.template, self.tol)
+        leaves = verify.tensor_leaves(ref)
+        self.out_bytes = [tensor_bytes(r) for r in leaves]
+        self.scale = _rms(leaves)
+        tol = verify.Tolerance(problem.atol, problem.rtol, problem.rel_l2_tol)
+        for r in leaves:
+            if r.is_floating_point():
+                tol = verify.calibrate(r, self.template, tol)
+        self.tol = tol
 
-    def outputs(self, inputs: list[Any]) -> list[Any]:
+    def outputs(self, inputs: list[Any]) -> Any:
         with torch.no_grad():
-            out = self.model(*inputs)
-        return list(out) if isinstance(out, (tuple, list)) else [out]
+            return self.model(*inputs)
 
     def inputs(self, seed: int, distribution: str, block: tuple[float, float] | None = None) -> list[Any]:
         inputs = make_inputs(self.problem, seed, distribution, self.device, self.template)
@@ -240,58 +169,97 @@ class Reference:
             perturb(inputs, seed, *block)
         return inputs
 
-    def judge(self, metas: list[dict[str, Any]], inputs: list[Any]) -> tuple[list[str], list[dict[str, Any]]]:
-        refs = self.outputs(inputs)
-        if len(metas) != len(refs):
-            return [f"wrong_shape: {len(metas)} outputs instead of {len(refs)}"], []
-        codes, details = [], []
-        for meta, ref in zip(metas, refs):
-            if not isinstance(ref, torch.Tensor):
-                continue
-            bad = verify.check_meta(meta, ref)
-            if bad:
-                codes += bad
-                continue
-            if "path" not in meta:
-                codes.append("not_plain_tensor: output was not readable")
-                continue
-            cmp = verify.compare(_load_output(meta).to(ref.device), ref, self.tol)
-            codes += cmp.codes
-            details.append(cmp.as_dict())
-        return codes, details
+    def judge(self, tree: dict[str, Any], ref: Any, tol: verify.Tolerance | None = None) -> tuple[list[str], list[dict]]:
+        return verify.compare_tree(tree, ref, tol or self.tol, lambda m: load_output(m, self.device))
+
+
+def _rms(tensors: list[torch.Tensor]) -> float:
+    fl = [t.float() for t in tensors if t.is_floating_point() and t.numel()]
+    if not fl:
+        return 0.0
+    return float(torch.sqrt(sum(torch.nan_to_num(t, 0.0, 0.0, 0.0).pow(2).sum() for t in fl) / sum(t.numel() for t in fl)))
+
+
+def _all_finite(obj: Any) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in verify.tensor_leaves(obj) if t.is_floating_point())
+
+
+def _remove_files(tree: Any) -> None:
+    if isinstance(tree, dict):
+        if "path" in tree:
+            Path(tree["path"]).unlink(missing_ok=True)
+        for v in tree.values():
+            _remove_files(v)
+    elif isinstance(tree, list):
+        for v in tree:
+            _remove_files(v)
+
+
+def _digests(problem: Problem) -> tuple[str, str]:
+    """The judge's own modules and the problem file, as they are now (a worker must not change them)."""
+    from workbench.problem import REPO_ROOT
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted((REPO_ROOT / "workbench").rglob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    try:
+        prob = hashlib.sha256(problem.path.read_bytes()).hexdigest()
+    except OSError:
+        prob = "missing"
+    return h.hexdigest(), prob
 
 
 def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, target: str = "cuda", trials: int = 4,
              timing: bool = True, compile_baseline: bool = False, baseline: dict[str, Any] | None = None,
-             timeout_s: float = 120.0, build_timeout_s: float = 600.0, samples: int = 30,
-             device_index: int = 0, facts: dict[str, Any] | None = None, static_scan: bool = True) -> Verdict:
+             timeout_s: float = 120.0, build_timeout_s: float | None = None, samples: int = 30,
+             device_index: int = 0, facts: dict[str, Any] | None = None, static_scan: bool = True,
+             policy: str | None = None, screen_ms: float | None = None) -> Verdict:
     """Judge one candidate file. Never raises for anything the candidate does.
 
-    static_scan=False skips the source scan so tests can prove the runtime checks alone
-    catch a cheat; the search always scans.
+    policy: "strict" (all compute in the candidate's own kernels) or "partial" (torch compute
+    allowed beside them; the share of device time is stated); default: the problem's own.
+    screen_ms: when given, a candidate whose short timing after the first trial is slower than
+    this stops there (stage "screen", status "screened"): it could not enter the top kernels.
+    static_scan=False skips the source scan so tests can prove the runtime checks alone catch
+    a cheat; the search always scans.
     """
     t0 = time.perf_counter()
-    problem = problem if isinstance(problem, Problem) else load_problem(problem)
+    phases = Phases()
+    problem = (problem if isinstance(problem, Problem) else load_problem(problem)).for_target(target)
     candidate_path = Path(candidate_path)
-    verdict = Verdict(problem.name, str(candidate_path), target)
+    policy = policy or problem.policy
+    verdict = Verdict(problem.name, str(candidate_path), target, policy=policy, device_index=device_index)
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, not {policy!r}")
     try:
         source = candidate_path.read_text()
     except OSError as e:
         verdict.status = "error"
         verdict.reasons.append(f"error: cannot read candidate: {e}")
         return verdict
-    scan = audit.scan_source(source) if static_scan else []
+    scan = audit.scan_source(source, str(candidate_path)) if static_scan else []
+    syntax = [c for c in scan if c.startswith("syntax_error")]
+    if syntax:
+        verdict.status = "error"
+        verdict.reasons.extend(syntax)
+        return verdict
     if scan:
         verdict.add(scan)
         verdict.seconds = time.perf_counter() - t0
         return verdict
     device = device_for(target, device_index)
-    rng = random.Random(secrets.randbits(64))
-    init_seed, template_seed = secrets.randbits(62), secrets.randbits(62)
-    worker = take_worker(device, _cpu_memory_limit_gb() if target == "cpu" else 0.0)
+    verdict.device_name = torch.cuda.get_device_name(device_index) if target == "cuda" else "cpu"
+    before = _digests(problem)
+    with phases("worker start"):
+        worker = take_worker(device, cpu_memory_limit_gb() if target == "cpu" else 0.0)
+    verdict.confinement = worker.confinement_summary()
     try:
-        _run(worker, problem, candidate_path, verdict, device, init_seed, template_seed, rng, trials, timing,
-             timeout_s, build_timeout_s, samples)
+        with phases("worker start"):
+            worker.wait_ready()
+        _run(worker, problem, candidate_path, verdict, device, trials, timing, timeout_s,
+             build.DEFAULT_TIMEOUT_S if build_timeout_s is None else build_timeout_s, samples, screen_ms, phases)
     except TimeoutError:
         verdict.status = "timeout"
         verdict.reasons.append(f"timeout: no answer from the candidate within {timeout_s:g} s (worker killed)")
@@ -300,15 +268,21 @@ def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, targe
         verdict.reasons.append(f"crash: {e}; worker log ends: {worker.log_tail(800)!r}")
     finally:
         verdict.worker_log = worker.log_tail()
-        worker.kill()
+        with phases("worker end"):
+            worker.kill()
     if worker.forged:
         verdict.add([f"tamper: {worker.forged} forged line(s) on the worker's reply channel"])
+    after = _digests(problem)
+    if after != before:
+        what = [n for n, a, b in zip(("the judge's own modules", "the problem file"), before, after) if a != b]
+        verdict.add([f"tamper: {' and '.join(what)} changed during the evaluation"])
     if verdict.timing and baseline:
         verdict.baseline = dict(baseline)
         if facts:
-            floor = roofline_ms(problem_bytes(problem), problem.flops, facts, _main_dtype(problem))
+            floor = roofline_ms(problem_bytes(problem), problem.flops, facts, main_dtype(problem))
             verdict.timing["roofline_ms"] = floor
             verdict.timing["roofline_fraction"] = floor / verdict.ms if (floor and verdict.ms) else None
+    verdict.phases = phases.seconds
     verdict.seconds = time.perf_counter() - t0
     return verdict
 
@@ -320,145 +294,249 @@ def _error(verdict: Verdict, resp: dict[str, Any]) -> bool:
     verdict.status = ERROR_STATUS.get(kind, "error")
     code = kind if kind in ("build_error", "crash", "oom", "no_modelnew") else "error"
     detail = resp.get("detail", "")
+    if kind == "build_error" and "failed (timeout)" in detail:
+        verdict.reasons.append(f"build_error: the build timed out (limit {build.DEFAULT_TIMEOUT_S:g} s by default; "
+                               f"WORKBENCH_BUILD_TIMEOUT or build_timeout_s sets it)")
+        return True
     verdict.reasons.append(f"{code}: {detail.strip().splitlines()[-1] if detail.strip() else kind}")
     if kind == "build_error" and resp.get("log"):
         verdict.builds.append({"ok": False, "log": resp["log"]})
     return True
 
 
-def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict: Verdict, device: str, init_seed: int,
-         template_seed: int, rng: random.Random, trials: int, timing: bool, timeout_s: float,
-         build_timeout_s: float, samples: int) -> None:
-    resp = worker.request({"op": "load", "problem": str(problem.path), "candidate": str(candidate_path.resolve()),
-                           "init_seed": init_seed, "template_seed": template_seed}, timeout_s=build_timeout_s)
+def _trusted_build(timeout_s: float):
+    """Build what a worker asks for, here: the worker's process cannot write the cache."""
+    def run(spec: dict[str, Any]) -> dict[str, Any]:
+        return build.build(build.spec_from_json(spec), timeout_s=timeout_s).summary()
+    return run
+
+
+def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict: Verdict, device: str, trials: int,
+         timing: bool, timeout_s: float, build_timeout_s: float, samples: int, screen_ms: float | None,
+         phases: Phases) -> None:
+    rng = random.Random(secrets.randbits(64))
+    init_seed, template_seed = secrets.randbits(62), secrets.randbits(62)
+    with phases("problem and calibration (worker)"):
+        resp = worker.request({"op": "problem", "problem": str(problem.path), "template_seed": template_seed},
+                              timeout_s=timeout_s)
+        if _error(verdict, resp):
+            return
+        # The judge's clock, calibrated while the worker is still trusted: nothing of the candidate's loaded yet.
+        calibration = time_remote(worker, CALIBRATION_SAMPLES, secrets.randbits(40), warmup=1, noop=True,
+                                  timeout_s=timeout_s) if timing else None
+    with phases("load and build"):
+        resp = worker.request({"op": "load", "candidate": str(candidate_path.resolve()), "init_seed": init_seed},
+                              timeout_s=build_timeout_s + timeout_s, on_build=_trusted_build(build_timeout_s))
     verdict.builds = resp.get("builds", verdict.builds)
     verdict.add(audit.check_runtime({"tamper": resp.get("tamper", [])}))
+    verdict.add(link_audit(verdict.builds, verdict.policy))
     if _error(verdict, resp) or not verdict.correct:
+        _finish(worker, verdict, timeout_s, phases)
         return
-    ref = Reference(problem, device, init_seed, template_seed)
+    with phases("reference"):
+        ref = Reference(problem, device, init_seed, template_seed)
     verdict.tolerance = {"atol": ref.tol.atol, "rtol": ref.tol.rtol, "rel_l2": ref.tol.rel_l2}
-    if ref.tol.tightened:
-        verdict.reasons.extend(f"trivial_check_tightened: {t}" for t in ref.tol.tightened)
-    # Fresh trials over every distribution, then probes that change a block of the same inputs
-    # in place between two calls (the edges stay): caches keyed on pointers or a few elements.
-    plan = [(DISTRIBUTIONS[i % len(DISTRIBUTIONS)], None) for i in range(max(1, trials))]
-    plan += [("normal", PROBE_BLOCKS[0]), ("normal", PROBE_BLOCKS[1])] if trials > 1 else []
+    verdict.reasons.extend(f"trivial_check_tightened: {t}" for t in ref.tol.tightened)
+    if ref.tol.degenerate:
+        verdict.degenerate = list(ref.tol.degenerate)
+        verdict.reasons.append(f"degenerate: the problem cannot tell right from trivial: "
+                               f"{', '.join(ref.tol.degenerate)} output(s) pass even the tightened check")
+    # Fresh trials over every distribution (wide only where the reference stays finite), then
+    # probes that change a block of the same inputs in place between two calls.
+    plan = [(DISTRIBUTIONS[i % 4], None) for i in range(max(1, trials))]
+    plan += [("wide", None), ("normal", PROBE_BLOCKS[0]), ("normal", PROBE_BLOCKS[1])] if trials > 1 else []
     for i, (dist, block) in enumerate(plan):
-        seed = secrets.randbits(62)
-        resp = worker.request({"op": "trial", "seed": seed, "distribution": dist, "audit": i == 0,
-                               "perturb": block, "poison_bytes": ref.out_bytes}, timeout_s=timeout_s)
-        metas = resp.get("outputs", [])
-        try:
-            if _error(verdict, resp):
-                return
-            codes = audit.check_runtime({**resp.get("facts", {}), "tamper": resp.get("tamper", [])})
-            if resp.get("input_mutated"):
-                codes.append(f"input_mutated: forward changed input(s) {resp['input_mutated']}")
-            if resp.get("aliases"):
-                codes.append(f"output_aliases_input: (output, input) pairs sharing memory {resp['aliases']}")
-            cmp_codes, details = ref.judge(metas, ref.inputs(seed, dist, block))
-            if block and cmp_codes:
-                cmp_codes.insert(0, "stale_output: after part of the same inputs changed in place, the output did not follow")
-            verdict.trials.append({"distribution": dist, "probe": block, "codes": codes + cmp_codes, "comparisons": details})
-            verdict.add(codes + cmp_codes)
-        finally:
-            _cleanup(metas)
-        if not verdict.correct:
+        if not _trial(worker, ref, verdict, i, dist, block, timeout_s, phases):
+            _finish(worker, verdict, timeout_s, phases)
             return
-    if not timing:
-        return
-    n = max(samples, 30)
-    check = sorted(rng.sample(range(min(n, 30) - 1), 2) + [min(n, 30) - 1])
-    resp = worker.request({"op": "time", "seed_base": secrets.randbits(40), "samples": n, "check": check,
-                           "distribution": "normal"}, timeout_s=max(timeout_s, 600.0))
-    if _error(verdict, resp):
-        return
-    verdict.add(audit.check_runtime({"tamper": resp.get("tamper", [])}))
-    for c in resp.get("checked", []):
-        try:
-            codes, _ = ref.judge(c["outputs"], redraw(ref.template, int(c["seed"]), "normal"))
-        finally:
-            _cleanup(c["outputs"])
-        if codes:
-            verdict.add([f"stale_output: timed call {c['index']} returned a wrong answer ({codes[0]})"])
-    if escaped := escaped_work(resp["timing"]):
-        verdict.add([escaped])
-    verdict.timing = resp["timing"]
+        if i == 0 and screen_ms is not None and timing:
+            with phases("screening"):
+                short = time_remote(worker, SCREEN_SAMPLES, secrets.randbits(40), warmup=1, timeout_s=timeout_s)
+            if short["ms"] > screen_ms:
+                verdict.stage, verdict.status = "screen", "screened"
+                verdict.reasons.append(f"screened: {short['ms']:.4f} ms in a short timing, slower than {screen_ms:.4f} ms "
+                                       f"(the slowest kernel the search keeps); the full protocol was not run")
+                verdict.timing = {**short, "stage": "screen"}
+                _finish(worker, verdict, timeout_s, phases)
+                return
+    if timing:
+        with phases("timing"):
+            checks: list[str] = []
+
+            def check(i: int, seed: int) -> None:
+                if rng.random() >= CHECK_PROBABILITY and i != samples - 1:
+                    return
+                with phases("timed output checks"):
+                    out = worker.request({"op": "fetch"}, timeout_s=timeout_s)
+                    if "output" not in out:
+                        checks.append(f"stale_output: timed call {i}: no output to check")
+                        return
+                    codes, _ = ref.judge(out["output"], ref.outputs(redraw(ref.template, seed, "normal")))
+                    _remove_files(out["output"])
+                    if codes:
+                        checks.append(f"stale_output: timed call {i} returned a wrong answer ({codes[0]})")
+
+            result = time_remote(worker, max(samples, 30), secrets.randbits(40), warmup=3, timeout_s=timeout_s,
+                                 on_sample=check, noop_every=2)
+        verdict.add(checks)
+        if "error" in result:
+            _error(verdict, result)
+            _finish(worker, verdict, timeout_s, phases)
+            return
+        verdict.timing = result
+    calls, facts = _finish(worker, verdict, timeout_s, phases)
+    if verdict.timing is not None:
+        verdict.timing["device"] = verdict.device_name or verdict.timing.get("device")
+        _settle_clock(verdict, calls, calibration)
+        if verdict.policy == "partial":
+            verdict.timing["device_share"] = device_share(calls, facts.get("own_kernels", []), verdict.target)
 
 
-def problem_bytes(problem: Problem) -> int:
-    """Bytes a kernel must move at least: every input read once, every output written once.
+def link_audit(builds: list[dict[str, Any]], policy: str) -> list[str]:
+    """What the candidate's built libraries import, whatever their source spelled (audit.link_audit)."""
+    check = getattr(audit, "link_audit", None)
+    if check is None:
+        return []
+    codes: list[str] = []
+    for b in builds:
+        lib = b.get("library")
+        if not (b.get("ok") and lib):
+            continue
+        if not Path(lib).resolve().is_relative_to(Path(build.DEFAULT_CACHE).resolve()):
+            codes.append(f"tamper: the worker reports a library outside the build cache ({lib})")
+            continue
+        codes += check(Path(lib), policy)
+    return codes
 
-    The output's size comes from running the reference on meta tensors (shapes only, no work).
-    """
-    ins = _cached_given(problem)
+
+def _trial(worker: WorkerProcess, ref: Reference, verdict: Verdict, i: int, dist: str, block: Any,
+           timeout_s: float, phases: Phases) -> bool:
+    seed = secrets.randbits(62)
+    with phases("trials (worker)"):
+        resp = worker.request({"op": "trial", "seed": seed, "distribution": dist, "perturb": block, "label": f"trial{i}",
+                               "poison_bytes": ref.out_bytes}, timeout_s=timeout_s)
+    tree = resp.get("output", {})
     try:
-        with torch.device("meta"):
-            model = problem.module.Model(*problem.init_inputs())
-            out = model(*[x.to("meta") if isinstance(x, torch.Tensor) else x for x in ins])
-    except Exception:  # an op without a meta kernel: count the inputs only
-        return tensor_bytes(ins)
-    return tensor_bytes(ins) + tensor_bytes(out)
-
-
-_given_cache: dict[str, list[Any]] = {}
-
-
-def _cached_given(problem: Problem) -> list[Any]:
-    if problem.digest not in _given_cache:
-        _given_cache[problem.digest] = make_inputs(problem, 0, "given", "cpu")
-    return _given_cache[problem.digest]
-
-
-def _main_dtype(problem: Problem) -> str:
-    ts = [x for x in _cached_given(problem) if isinstance(x, torch.Tensor) and x.is_floating_point()]
-    return str(ts[0].dtype) if ts else "torch.float32"
-
-
-def time_reference(problem: Problem | str | Path, *, target: str = "cuda", compile: bool = True,
-                   samples: int = 30, device_index: int = 0, timeout_s: float = 900.0) -> dict[str, Any]:
-    """Eager (and torch.compile) timings of the reference, by the candidates' protocol, in one worker each."""
-    problem = problem if isinstance(problem, Problem) else load_problem(problem)
-    device = device_for(target, device_index)
-    out: dict[str, Any] = {"device": None}
-    for kind in ("eager", "compile") if compile else ("eager",):
-        worker = WorkerProcess(device)
-        try:
-            resp = worker.request({"op": "load", "problem": str(problem.path), "reference": True,
-                                   "compile": kind == "compile", "init_seed": 0, "template_seed": 0}, timeout_s=timeout_s)
-            if "error" not in resp:
-                resp = worker.request({"op": "time", "seed_base": secrets.randbits(40), "samples": samples,
-                                       "check": []}, timeout_s=timeout_s)
-            if "error" in resp:
-                out[f"{kind}_error"] = resp.get("detail", resp["error"])[-2000:]
-                continue
-            out[f"{kind}_ms"] = resp["timing"]["ms"]
-            out[kind] = resp["timing"]
-            out["device"] = resp["timing"]["device"]
-        except (TimeoutError, WorkerDied) as e:
-            out[f"{kind}_error"] = f"{type(e).__name__}: {e}"
-        finally:
-            worker.kill()
-    return out
-
-
-def measure_facts(target: str = "cuda", device_index: int = 0, cache_dir: Path | None = None) -> dict[str, Any]:
-    """Copy bandwidth and matmul rates of the device, measured in a worker once per machine and device."""
-    from workbench.problem import REPO_ROOT
-
-    device = device_for(target, device_index)
-    name = torch.cuda.get_device_name(device_index) if target == "cuda" else "cpu"
-    # The key names the timing protocol too: facts measured under another flush style are stale.
-    key = f"{os.uname().nodename}-{name.replace(' ', '_')}-{device_index}-flush_{Timer.FLUSH}"
-    cache = (cache_dir or REPO_ROOT / "outputs" / "cache") / f"facts-{key}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    worker = WorkerProcess(device)
-    try:
-        facts = worker.request({"op": "facts"}, timeout_s=300).get("facts", {})
+        if _error(verdict, resp):
+            return False
+        codes = audit.check_runtime({"tamper": resp.get("tamper", [])})
+        if resp.get("input_mutated"):
+            codes.append(f"input_mutated: forward changed input(s) {resp['input_mutated']}")
+        if resp.get("aliases"):
+            codes.append(f"output_aliases_input: (output, input) pairs sharing memory {resp['aliases']}")
+        with phases("reference outputs"):
+            expected = ref.outputs(ref.inputs(seed, dist, block))
+        tol = ref.tol
+        if dist == "wide":
+            if not _all_finite(expected):
+                verdict.trials.append({"distribution": dist, "skipped": "the reference is not finite on wide inputs"})
+                return True
+            tol = ref.tol.scaled(_rms(verify.tensor_leaves(expected)) / ref.scale if ref.scale else 1.0)
+        with phases("outputs to judge and compare"):
+            cmp_codes, details = ref.judge(tree, expected, tol)
+        if block and cmp_codes:
+            cmp_codes.insert(0, "stale_output: after part of the same inputs changed in place, the output did not follow")
+        verdict.trials.append({"distribution": dist, "probe": block, "codes": codes + cmp_codes, "comparisons": details})
+        verdict.add(codes + cmp_codes)
     finally:
-        worker.kill()
-    if facts:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(facts))
-    return facts
+        _remove_files(tree)
+    return verdict.correct
+
+
+def _finish(worker: WorkerProcess, verdict: Verdict, timeout_s: float,
+            phases: Phases) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Stop the worker's profiler and audit every call it watched."""
+    with phases("audit"):
+        resp = worker.request({"op": "finish"}, timeout_s=timeout_s)
+        if "error" in resp:
+            if verdict.correct:
+                _error(verdict, resp)
+            return [], {}
+        facts = resp.get("facts", {})
+        calls = facts.get("calls", [])
+        verdict.add(audit.check_runtime({"tamper": resp.get("tamper", [])}))
+        if verdict.status in ("correct", "screened"):
+            verdict.add(audit_calls(calls, facts, verdict.policy, verdict.target))
+        return calls, facts
+
+
+def audit_calls(calls: list[dict[str, Any]], facts: dict[str, Any], policy: str, target: str) -> list[str]:
+    """Reason codes from every watched call: each must pass the runtime audit on its own."""
+    own = facts.get("own_kernels", [])
+    marker = next((k["stream"] for c in calls if c["label"] == "marker" for k in c["kernels"]), None)
+    threads = facts.get("threads", {})
+    codes: list[str] = []
+    for c in calls:
+        if c["label"] == "marker":
+            continue
+        f = {"aten_ops": c["aten_ops"], "kernels": c["kernels"], "marker_stream": marker, "own_kernels": own,
+             "threads_added": threads.get(c["label"], 0)}
+        found = audit.check_runtime(f, policy=policy) if _takes_policy() else audit.check_runtime(f)
+        if policy == "partial":
+            found = [x for x in found if not x.startswith("torch_compute") and not x.startswith("library_kernel")
+                     or "vendor" in x]
+            if target == "cuda" and own and not any(_is_own(k["name"], own) for k in c["kernels"]):
+                found.append(f"no_own_kernel: call {c['label']} ran none of the candidate's own kernels")
+        codes += [f"{x} (call {c['label']})" if x.split(":", 1)[0] not in {y.split(':', 1)[0] for y in codes} else x
+                  for x in found]
+    return sorted(set(codes), key=codes.index)
+
+
+def _takes_policy() -> bool:
+    import inspect
+
+    return "policy" in inspect.signature(audit.check_runtime).parameters
+
+
+def _is_own(name: str, own: list[str]) -> bool:
+    import re
+
+    return any(re.search(rf"(^|[\s:]){re.escape(o)}\s*[<(]", name) or name == o for o in own)
+
+
+def device_share(calls: list[dict[str, Any]], own: list[str], target: str) -> dict[str, float] | None:
+    """Shares of the timed calls' time in the candidate's own code and in torch (partial policy)."""
+    from workbench.audit import ALLOWED_ATEN
+
+    timed = [c for c in calls if c["label"].startswith("sample")]
+    if not timed:
+        return None
+    if target == "cuda":
+        mine = sum(k["dur_us"] for c in timed for k in c["kernels"] if _is_own(k["name"], own))
+        total = sum(k["dur_us"] for c in timed for k in c["kernels"])
+    else:
+        total = sum(c["host_us"] for c in timed)
+        torch_us = sum(o["us"] for c in timed for o in c["top_ops"]
+                       if o["name"].startswith("aten::") and o["name"][6:].split(".")[0] not in ALLOWED_ATEN)
+        mine = max(0.0, total - torch_us)
+    if total <= 0:
+        return None
+    return {"own": mine / total, "torch": 1.0 - mine / total}
+
+
+def _settle_clock(verdict: Verdict, calls: list[dict[str, Any]], calibration: dict[str, Any] | None) -> None:
+    """The judged time from the device's clock (CUPTI spans where the profiler saw kernels), and its checks."""
+    t = verdict.timing
+    assert t is not None
+    spans = {c["label"]: c["span_us"] / 1e3 for c in calls if c["label"].startswith("sample") and c.get("span_us")}
+    timed = [s for s in t.pop("sample_labels", []) if not s.startswith("warmup")]
+    values = [spans[s] for s in timed if s in spans]
+    t["cupti_samples"] = len(values)
+    if timed and len(values) >= 0.8 * len(timed):
+        t["cupti"] = vars(_stats(values))
+        t["ms"] = t["cupti"]["median"]
+        t["method"] = "CUPTI span (first kernel start to last kernel end), events and the judge's clock as checks"
+        if t["events"]["median"] < 0.9 * t["ms"] - 0.005:
+            verdict.add([f"timing_mismatch: the reported event time {t['events']['median']:.4f} ms is below the "
+                         f"profiler's span {t['ms']:.4f} ms"])
+    if calibration is not None:
+        why = judge_clock_check(t, calibration)
+        t["judge_clock"] = {"excess_ms": t.get("judge_excess_ms"), "calibration_ms": calibration.get("overhead_ms")}
+        if why:
+            verdict.add([why])
+
+
+def _stats(xs: list[float]) -> Any:
+    from workbench.timing import Stats
+
+    return Stats.of(xs)

@@ -1,6 +1,8 @@
 """Load a problem (a KernelBench-format file), make its inputs, and state its size facts."""
 from __future__ import annotations
 
+import ast
+import dataclasses
 import hashlib
 import importlib.util
 import sys
@@ -16,8 +18,12 @@ PROBLEMS_DIR = REPO_ROOT / "problems"
 
 # Input distributions the judge draws from. "given" is the problem's own get_inputs();
 # the others keep shapes and dtypes but change the values, so a kernel that only works on
-# the stated distribution (assumed mean 0, variance 1, bounded range...) fails.
-DISTRIBUTIONS = ("given", "normal", "shifted", "uniform")
+# the stated distribution (assumed mean 0, variance 1, bounded range...) fails. "wide" has
+# large magnitudes and heavy tails (10 * z * e^w, z and w standard normal: median |x| ~ 7,
+# a few in a million past 1000), so range clamps and formulas that overflow (a softmax
+# without the max subtraction) fail; the judge uses it only where the reference stays finite.
+DISTRIBUTIONS = ("given", "normal", "shifted", "uniform", "wide")
+POLICIES = ("strict", "partial")
 
 
 class ProblemError(ValueError):
@@ -35,20 +41,54 @@ class Problem:
     rel_l2_tol: float = 1e-2
     flops: int = 0
     description: str = ""
+    policy: str = "strict"  # the problem's default judging policy (module constant POLICY)
+    # The target this Problem was made for by for_target(); None: not bound to one.
+    target: str | None = None
+    # "cpu" when get_inputs / get_init_inputs are the file's CPU sizes (get_inputs_cpu ...).
+    sizes: str = "stated"
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.source.encode()).hexdigest()[:16]
+        # Sizes are part of the identity: caches keyed on it must not mix CPU and GPU inputs.
+        tag = "" if self.sizes == "stated" else f"\0sizes={self.sizes}"
+        return hashlib.sha256((self.source + tag).encode()).hexdigest()[:16]
 
     @property
     def seeds_dir(self) -> Path:
         return self.path.parent / "seeds"
 
-    def seeds(self) -> list[Path]:
-        return sorted(self.seeds_dir.glob("*.py")) if self.seeds_dir.is_dir() else []
+    def seeds(self, target: str | None = None) -> list[Path]:
+        """Seed files for `target` ("cpu", "cuda", "cuda:1"...); by default the bound target's, else all."""
+        files = sorted(self.seeds_dir.glob("*.py")) if self.seeds_dir.is_dir() else []
+        want = target_kind(target or self.target)
+        return files if want is None else [f for f in files if seed_target(f) == want]
+
+    def for_target(self, target: str) -> "Problem":
+        """This problem as the judge should run it on `target`.
+
+        On a cpu target, a file's optional get_inputs_cpu() / get_init_inputs_cpu() replace
+        get_inputs() / get_init_inputs() (the published sizes are GPU sizes) and FLOPS_CPU
+        replaces FLOPS (0 when not stated). seeds() then lists this target's seeds.
+        """
+        kind = target_kind(target)
+        if kind == self.target:
+            return self
+        cpu_sizes = kind == "cpu" and hasattr(self.module, "get_inputs_cpu")
+        return dataclasses.replace(
+            self, target=kind, sizes="cpu" if cpu_sizes else "stated",
+            flops=int(getattr(self.module, "FLOPS_CPU", 0)) if cpu_sizes else int(getattr(self.module, "FLOPS", 0)))
+
+    def _sized(self, name: str) -> Any:
+        if self.sizes == "cpu" and hasattr(self.module, f"{name}_cpu"):
+            return getattr(self.module, f"{name}_cpu")
+        return getattr(self.module, name)
+
+    def draw_inputs(self) -> list[Any]:
+        """One call of the file's get_inputs() at this Problem's sizes (the caller seeds the RNG)."""
+        return list(self._sized("get_inputs")())
 
     def init_inputs(self) -> list[Any]:
-        return list(self.module.get_init_inputs())
+        return list(self._sized("get_init_inputs")())
 
     def make_model(self, seed: int, device: torch.device | str) -> torch.nn.Module:
         """The reference model, its parameters drawn under `seed` (KernelBench convention)."""
@@ -76,10 +116,45 @@ def resolve_path(name_or_path: str | Path) -> Path:
     raise ProblemError(f"no problem {str(name_or_path)!r}: not a file, and not one of problems/ ({known})")
 
 
-def list_problems() -> list[str]:
+def list_problems(target: str | None = None) -> list[str]:
+    """Names under problems/; with a target, only those that have a seed for it."""
     if not PROBLEMS_DIR.is_dir():
         return []
-    return sorted(p.parent.name for p in PROBLEMS_DIR.glob("*/reference.py"))
+    refs = sorted(PROBLEMS_DIR.glob("*/reference.py"))
+    want = target_kind(target)
+    return [p.parent.name for p in refs
+            if want is None or any(seed_target(s) == want for s in sorted((p.parent / "seeds").glob("*.py")))]
+
+
+def target_kind(target: str | None) -> str | None:
+    """"cuda:1" -> "cuda"; None stays None (no target: everything)."""
+    if target is None:
+        return None
+    kind = str(target).split(":")[0].strip().lower()
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"unknown target {target!r}: expected cpu or cuda")
+    return kind
+
+
+def seed_target(path: Path) -> str:
+    """The target a seed file is for, read without importing it (importing would build it).
+
+    A module constant TARGET = "cpu" or "cuda" says it; without one, a seed that passes
+    cuda_sources= is a CUDA seed and any other a CPU one (C++ only), which is what every seed
+    written before the convention is.
+    """
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except SyntaxError as e:
+        raise ProblemError(f"{path}: seed does not parse: {e}") from e
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == "TARGET"):
+            if isinstance(node.value, ast.Constant) and node.value.value in ("cpu", "cuda"):
+                return node.value.value
+            raise ProblemError(f"{path}:{node.lineno}: TARGET must be the string \"cpu\" or \"cuda\"")
+    uses_cuda = any(isinstance(n, ast.keyword) and n.arg == "cuda_sources" for n in ast.walk(tree))
+    return "cuda" if uses_cuda else "cpu"
 
 
 def load_module(path: Path, module_name: str) -> ModuleType:
@@ -96,7 +171,8 @@ def load_module(path: Path, module_name: str) -> ModuleType:
     return module
 
 
-def load_problem(name_or_path: str | Path) -> Problem:
+def load_problem(name_or_path: str | Path, target: str | None = None) -> Problem:
+    """Load a problem; with a target, as for_target(target) returns it."""
     path = resolve_path(name_or_path)
     name = path.parent.name if path.name == "reference.py" else path.stem
     source = path.read_text()
@@ -105,7 +181,7 @@ def load_problem(name_or_path: str | Path) -> Problem:
         if not hasattr(module, attr):
             raise ProblemError(f"{path}: not KernelBench format, it lacks {attr}")
     doc = (module.__doc__ or "").strip().splitlines()
-    return Problem(
+    problem = Problem(
         name=name,
         path=path,
         source=source,
@@ -115,14 +191,30 @@ def load_problem(name_or_path: str | Path) -> Problem:
         rel_l2_tol=float(getattr(module, "REL_L2_TOL", 1e-2)),
         flops=int(getattr(module, "FLOPS", 0)),
         description=str(getattr(module, "DESCRIPTION", doc[0] if doc else name)),
+        policy=_policy(path, getattr(module, "POLICY", "strict")),
     )
+    return problem if target is None else problem.for_target(target)
+
+
+def _policy(path: Path, value: Any) -> str:
+    if value not in POLICIES:
+        raise ProblemError(f"{path}: POLICY must be one of {POLICIES}, not {value!r}")
+    return str(value)
 
 
 def given_inputs(problem: Problem, seed: int, device: torch.device | str) -> list[Any]:
-    """The problem's own get_inputs() drawn under `seed` on the CPU, then moved to `device`."""
-    with torch.random.fork_rng(devices=[]):
+    """The problem's own get_inputs() drawn under `seed` directly on `device`.
+
+    Factory calls without a device (torch.randn(...), KernelBench's style) land on `device`
+    through torch's default-device context, so a 1 GiB input costs a few milliseconds on a GPU
+    instead of seconds of CPU generation. Any process drawing with the same seed on the same
+    device gets the same values; tensors made elsewhere are moved.
+    """
+    device = torch.device(device)
+    forked = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked, device_type=device.type if forked else "cuda"), device:
         torch.manual_seed(seed)
-        inputs = list(problem.module.get_inputs())
+        inputs = problem.draw_inputs()
     return [x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs]
 
 
@@ -147,6 +239,9 @@ def redraw(template: list[Any], seed: int, distribution: str) -> list[Any]:
             v = torch.randn(shape, generator=gen, device=x.device, dtype=torch.float32)
         elif distribution == "shifted":  # non-zero mean, wider spread
             v = torch.randn(shape, generator=gen, device=x.device, dtype=torch.float32) * 2.0 + 1.5
+        elif distribution == "wide":
+            z = torch.randn(shape, generator=gen, device=x.device, dtype=torch.float32)
+            v = 10.0 * z * torch.randn(shape, generator=gen, device=x.device, dtype=torch.float32).exp_()
         else:  # uniform on [-2, 2): bounded, flat, no tails
             v = torch.rand(shape, generator=gen, device=x.device, dtype=torch.float32) * 4.0 - 2.0
         if x.numel() and bool((x >= 0).all()):

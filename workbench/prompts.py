@@ -14,29 +14,64 @@ import warnings
 
 Messages = list[dict[str, str]]
 
-IDEA_CATEGORIES: tuple[tuple[str, str], ...] = (
+# The six categories ideas are drawn from; the hints fit the target (name, CUDA hint, CPU hint).
+_CATEGORIES: tuple[tuple[str, str, str], ...] = (
     ("memory access",
-     "coalescing, shared-memory tiling, vectorized loads, cache reuse, fewer passes over memory"),
+     "coalescing, shared-memory tiling, vectorized loads, cache reuse, fewer passes over memory",
+     "contiguous access, cache blocking, vectorized loads, fewer passes over memory"),
     ("asynchronous operations and latency hiding",
-     "cp.async / TMA, double buffering, overlapping loads with compute"),
+     "cp.async / TMA, double buffering, overlapping loads with compute",
+     "software prefetching, software pipelining, overlapping loads with arithmetic"),
     ("data type and precision",
-     "lower-precision storage or tensor cores where the tolerance allows, mixed accumulation"),
+     "lower-precision storage or tensor cores where the tolerance allows, mixed accumulation",
+     "lower-precision storage where the tolerance allows, wider accumulators only where needed"),
     ("compute and instruction",
-     "fused operations, warp shuffles, fast intrinsics, fewer instructions per element"),
+     "fused operations, warp shuffles, fast intrinsics, fewer instructions per element",
+     "fused operations, SIMD-friendly loops the compiler vectorizes, fewer instructions per element"),
     ("parallelism and occupancy",
-     "work per thread and block, grid shape, register and shared-memory budget"),
+     "work per thread and block, grid shape, register and shared-memory budget",
+     "splitting the work over threads (at::parallel_for), chunk sizes, per-thread working sets"),
     ("control flow and loops",
+     "unrolling, removing branches, specializing to the fixed sizes, loop order",
      "unrolling, removing branches, specializing to the fixed sizes, loop order"),
 )
+IDEA_CATEGORIES: tuple[tuple[str, str], ...] = tuple((name, cuda) for name, cuda, _ in _CATEGORIES)
+TARGETS = ("cuda", "cpu")
 
 SYSTEM_PROMPT = (
     "You are an expert CUDA performance engineer. You make PyTorch operators faster by writing "
     "custom CUDA kernels, and you reason from measurements, not guesses."
 )
+SYSTEM_PROMPT_CPU = (
+    "You are an expert C++ performance engineer. You make PyTorch operators faster on the CPU by "
+    "writing custom C++ kernels, and you reason from measurements, not guesses."
+)
+
+# What a CPU candidate looks like (docs/conventions.md describes the CUDA pattern).
+CPU_CONVENTIONS = """A candidate is a Python file defining `class ModelNew(nn.Module)`, whose work is done by C++
+compiled with `torch.utils.cpp_extension.load_inline(name=..., cpp_sources=..., functions=[...],
+extra_cflags=["-O3"])`:
+- `cpp_sources` only: one C++ string that begins with `#include <torch/extension.h>`, checks its
+  inputs with `TORCH_CHECK` (CPU tensors, dtype, contiguity), allocates outputs with
+  `torch::empty` / `torch::empty_like`, and computes through raw pointers (`data_ptr<float>()`);
+- no other source kinds, no device code: this machine runs the kernel on its CPU cores;
+- torch only for allocation, views and dtype casts: no torch, BLAS or reference compute;
+- mark the values worth sweeping on the line that defines them: `#define CHUNK 64  // tune: 16, 64, 256`,
+  or `ROWS = 4  # tune: 1, 2, 4` for a Python constant."""
 
 # Reports fed back for repair keep their head (the first compiler error is the useful one)
 # and their tail (the summary), within this many characters.
 REPORT_CHARS = 6000
+
+
+def _check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise ValueError(f"target {target!r}: expected one of {', '.join(TARGETS)}")
+
+
+def system_prompt(target: str) -> str:
+    _check_target(target)
+    return SYSTEM_PROMPT if target == "cuda" else SYSTEM_PROMPT_CPU
 
 
 def _fence(code: str, lang: str = "python") -> str:
@@ -46,10 +81,10 @@ def _fence(code: str, lang: str = "python") -> str:
     return f"{ticks}{lang}\n{code.rstrip()}\n{ticks}"
 
 
-def _facts_text(gpu_facts: dict) -> str:
-    if not gpu_facts:
-        return "(no GPU facts given)"
-    return "\n".join(f"- {k}: {v}" for k, v in gpu_facts.items())
+def _facts_text(facts: dict) -> str:
+    if not facts:
+        return "(no device facts measured)"
+    return "\n".join(f"- {k}: {v}" for k, v in facts.items())
 
 
 def _speedup_text(value: float | None) -> str:
@@ -70,35 +105,49 @@ def _best_text(best: list[dict]) -> str:
 
 
 def _history_text(history: list[dict]) -> str:
+    """Every idea with the outcome of each of its implementations (a history entry may also
+    carry a single summary `outcome`)."""
     if not history:
         return "None yet: this is the first round."
     lines = []
     for h in history:
-        speedup = h.get("speedup")
-        measured = f", speedup {speedup:.3f}x vs eager" if speedup is not None else ""
         idea = " ".join(str(h["idea"]).split())  # one line each, so the list stays readable
-        lines.append(f"- [round {h['round']}] {idea}\n  -> outcome: {h['outcome']}{measured}")
+        who = f", {h['model']}" if h.get("model") else ""
+        lines.append(f"- [round {h['round']}{who}] {idea}")
+        results = h.get("results")
+        if results:
+            lines.extend(f"  -> {r['candidate']}: {r['outcome']}" for r in results)
+        else:
+            speedup = h.get("speedup")
+            measured = f", speedup {speedup:.3f}x vs eager" if speedup is not None else ""
+            lines.append(f"  -> outcome: {h.get('outcome') or 'not implemented yet'}{measured}")
     return "\n".join(lines)
 
 
 def idea_prompt(
-    problem_source: str, gpu_facts: dict, best: list[dict], history: list[dict], k: int
+    problem_source: str, gpu_facts: dict, best: list[dict], history: list[dict], k: int,
+    target: str = "cuda", profile_text: str = "",
 ) -> Messages:
     """Messages asking for `k` new optimization ideas in natural language, conditioned on
-    every earlier idea and its measured outcome and on the current best kernels."""
-    categories = "\n".join(f"{i}. {name}: {hint}" for i, (name, hint) in enumerate(IDEA_CATEGORIES, 1))
-    user = f"""We are writing a CUDA implementation of this PyTorch reference to run faster than it.
+    every earlier idea and its measured outcome, on the current best kernels and (when given)
+    on profiler counters of those kernels."""
+    system = system_prompt(target)
+    col = 1 if target == "cuda" else 2
+    categories = "\n".join(f"{i}. {c[0]}: {c[col]}" for i, c in enumerate(_CATEGORIES, 1))
+    what, device = ("a CUDA implementation", "GPU") if target == "cuda" else ("a C++ CPU implementation", "CPU")
+    profile = f"\n\n## Profile of the best kernels (one call each)\n{profile_text.strip()}" if profile_text.strip() else ""
+    user = f"""We are writing {what} of this PyTorch reference to run faster than it.
 
 ## Reference (KernelBench format)
 {_fence(problem_source)}
 
-## GPU
+## {device}
 {_facts_text(gpu_facts)}
 
 ## Best correct kernels so far (time per call; speedup = reference time / kernel time)
-{_best_text(best)}
+{_best_text(best)}{profile}
 
-## Ideas tried so far, with their measured outcomes
+## Ideas tried so far, with the measured outcome of every implementation
 {_history_text(history)}
 
 ## Your task
@@ -108,9 +157,9 @@ from the others you propose. Draw on these categories:
 {categories}
 
 Describe each idea in natural language, in two to four sentences: what to change and why it
-should be faster on this GPU at these sizes. No code. Answer with a numbered list of exactly
+should be faster on this {device} at these sizes. No code. Answer with a numbered list of exactly
 {k} items ("1. ...", "2. ...") and nothing else."""
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def implementation_prompt(
@@ -119,43 +168,48 @@ def implementation_prompt(
     seed_source: str | None,
     gpu_facts: dict,
     conventions_text: str,
+    target: str = "cuda",
 ) -> Messages:
     """Messages asking for one complete candidate file that implements `idea`, starting
-    from `seed_source` (a correct kernel) when there is one."""
-    if seed_source:
-        seed = (
-            "## Starting point: a correct kernel you may build on\n"
-            f"{_fence(seed_source)}\n\n"
-        )
+    from `seed_source` (a correct kernel) when there is one. On the cpu target the
+    conventions are CPU_CONVENTIONS whatever `conventions_text` says."""
+    system = system_prompt(target)
+    seed = f"## Starting point: a correct kernel you may build on\n{_fence(seed_source)}\n\n" if seed_source else ""
+    if target == "cuda":
+        device, conventions = "GPU", conventions_text.strip()
+        rules = """doing its work in its own CUDA kernels
+compiled with `torch.utils.cpp_extension.load_inline`:
+- follow the fast-build pattern: plain CUDA in `cuda_sources` (no torch headers), the torch
+  wrapper in `cpp_sources`, `no_implicit_headers=True`, launches on the current stream,
+  `cudaGetLastError()` checked after each launch;
+- keep all CUDA and C++ source inside the file as Python strings (no separate files or blocks);"""
     else:
-        seed = ""
+        device, conventions = "CPU", CPU_CONVENTIONS
+        rules = """doing its work in its own C++ code compiled
+with `torch.utils.cpp_extension.load_inline` from `cpp_sources` alone:
+- keep all C++ source inside the file as a Python string (no separate files or blocks);"""
     user = f"""Write a faster replacement for this PyTorch reference.
 
 ## Reference (KernelBench format)
 {_fence(problem_source)}
 
-## GPU
+## {device}
 {_facts_text(gpu_facts)}
 
 {seed}## Optimization idea to implement
 {idea.strip()}
 
 ## Conventions the file must follow
-{conventions_text.strip()}
+{conventions}
 
 ## What to return
 ONE complete, self-contained Python file that defines `class ModelNew(nn.Module)` with the
-same constructor and forward signature as `Model`, doing its work in its own CUDA kernels
-compiled with `torch.utils.cpp_extension.load_inline`:
-- follow the fast-build pattern: plain CUDA in `cuda_sources` (no torch headers), the torch
-  wrapper in `cpp_sources`, `no_implicit_headers=True`, launches on the current stream,
-  `cudaGetLastError()` checked after each launch;
-- keep all CUDA and C++ source inside the file as Python strings (no separate files or blocks);
+same constructor and forward signature as `Model`, {rules}
 - mark the values worth sweeping on the line that defines them, `// tune: a, b, c` for a
   `#define` and `# tune: a, b, c` for a Python constant;
-- no torch, cuBLAS or cuDNN compute: torch only for allocation, views and dtype casts.
+- no torch or library compute: torch only for allocation, views and dtype casts.
 Reply with the whole file in a single ```python code block."""
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def _clip_report(report: str, limit: int = REPORT_CHARS) -> str:
@@ -167,10 +221,13 @@ def _clip_report(report: str, limit: int = REPORT_CHARS) -> str:
 
 
 def repair_prompt(
-    problem_source: str, candidate_source: str, failure_kind: str, report: str
+    problem_source: str, candidate_source: str, failure_kind: str, report: str, target: str = "cuda"
 ) -> Messages:
     """Messages feeding back why a candidate failed (compiler error, mismatch report, ...)
     and asking for a fixed complete file."""
+    system = system_prompt(target)
+    keep = ("fast-build pattern, `// tune:` / `# tune:` marks, no torch compute" if target == "cuda"
+            else "C++ in `cpp_sources` only, `// tune:` / `# tune:` marks, no torch compute")
     user = f"""This candidate replacement for the PyTorch reference below failed: {failure_kind}.
 
 ## Reference (KernelBench format)
@@ -183,9 +240,31 @@ def repair_prompt(
 {_fence(_clip_report(report), "text")}
 
 Find the cause and fix it, keeping the candidate's optimization where you can. Keep the same
-conventions (fast-build pattern, `// tune:` / `# tune:` marks, no torch compute). Reply with
-the whole fixed file, defining `class ModelNew`, in a single ```python code block."""
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+conventions ({keep}). Reply with the whole fixed file, defining `class ModelNew`, in a single
+```python code block."""
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def first_error_line(build_log: str) -> str:
+    """The compiler's first error line (the one worth reading), else the log's last line."""
+    lines = [ln.strip() for ln in build_log.splitlines() if ln.strip()]
+    for ln in lines:
+        if re.search(r"\berror\b", ln, re.IGNORECASE) and not ln.lower().startswith(("ninja:", "subprocess")):
+            return ln[:300]
+    return lines[-1][:300] if lines else "no compiler output"
+
+
+def outcome_text(status: str | None, ms: float | None = None, speedup_eager: float | None = None,
+                 reasons: list[str] | None = None, build_log: str = "", error: str = "") -> str:
+    """One line for one implementation: time when correct, else why it failed."""
+    if status is None:
+        return f"no code ({error})" if error else "not judged yet"
+    if status == "correct" and ms:
+        return f"correct, {ms:.4f} ms" + (f" ({speedup_eager:.2f}x eager)" if speedup_eager else "")
+    if status == "build_error":
+        return f"build error: {first_error_line(build_log)}"
+    why = next((r for r in (reasons or []) if r.strip()), "")
+    return f"{status}: {' '.join(why.split())[:300]}" if why else status
 
 
 # ---------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ class Judge:
             path = self.dir / "problems" / f"{len(self.problems)}" / name / "reference.py"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(source)
-            self.problems[key] = load_problem(path)
+            self.problems[key] = load_problem(path, target=self.target)  # sized for the target, as the driver's
         return self.problems[key]
 
     def judge(self, problem_name: str, problem_source: str, filename: str, source: str,
@@ -159,7 +159,7 @@ class _Slot:
 class RayEvalPool:
     """EvalPool's interface on a Ray cluster; see the module docstring for where work runs."""
 
-    def __init__(self, address: str | None, target: str, judges: int | None = None, build_timeout_s: float = 600.0,
+    def __init__(self, address: str | None, target: str, judges: int | None = None, build_timeout_s: float | None = None,
                  lookahead: int = 3, build_wait_s: float = 300.0, wait_for_judges_s: float = 600.0,
                  ship_code: bool = True, **eval_kwargs: Any):
         if target not in ("cuda", "cpu"):
@@ -174,8 +174,10 @@ class RayEvalPool:
             except ConnectionError as e:
                 raise RuntimeError(f"cannot reach a Ray cluster at {address}: {e} "
                                    f"(start one with `ray start --head`, see docs/distributed.md)") from e
+        from workbench import build
+
         self.target = target
-        self.build_timeout_s = build_timeout_s
+        self.build_timeout_s = build.DEFAULT_TIMEOUT_S if build_timeout_s is None else build_timeout_s
         self.lookahead = max(1, lookahead)  # candidates held per judge: one judged, the rest building
         self.build_wait_s = build_wait_s  # an idle judge waits this long for a build, then builds itself
         self.wait_for_judges_s = wait_for_judges_s

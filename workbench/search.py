@@ -1,12 +1,15 @@
 """The round loop: ideas -> implementations -> evaluation -> the best seed the next round.
 
-Round 0 judges the problem's own seed kernels. Each later round asks the proposers for K
-ideas conditioned on every earlier idea and its measured outcome and on the best kernels;
-each idea becomes M implementations; failed ones get up to R repairs with the compiler error
-or mismatch fed back; the best B correct kernels seed the next round.
+Round 0 judges the problem's own seed kernels. Each later round asks every model for its share
+of K ideas at once (conditioned on every earlier implementation's outcome, on the best kernels
+and on profiler counters of them); each idea's M implementation calls start as soon as the idea
+exists, each is built and judged as soon as its source exists (`EvalPool.session`), and each
+failure's repair call starts as soon as its verdict asks for one. `concurrency` caps the calls
+in flight per model. The best B correct kernels seed the next round.
 
-Every step asks the run's log first, so a killed run resumes where it stopped: ideas,
-sources and verdicts already recorded are reused, never redone or recorded twice.
+The run's typed state (`RunStore.state`) is what every step plans from: a killed run resumes
+where it stopped (calls, ideas, sources and verdicts already recorded are reused, never redone
+or recorded twice), and a replay gets each call's reply from another run by its place.
 """
 from __future__ import annotations
 
@@ -14,51 +17,107 @@ import os
 import platform
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+from workbench import prompts
 from workbench.judge import Verdict, measure_facts, time_reference
 from workbench.pool import EvalPool
-from workbench.problem import REPO_ROOT, Problem, load_problem
-from workbench.proposers.proposal import Context, Idea, Proposer
+from workbench.problem import Problem, load_problem
+from workbench.proposers.proposal import Context, Idea, Implementation, Proposer
 from workbench.proposers.tuner import Tuner, source_hash
-from workbench.store import RunStore
+from workbench.store import CallRecord, CandidateRecord, RunError, RunStore, VerdictRecord, problem_path, problem_ref
 
-MODEL_CACHE = REPO_ROOT / "outputs" / "cache" / "models"
 REPAIRABLE = {"build_error", "incorrect", "error"}
+# Parameters that may change when a run resumes: how fast, not what, it searches.
+RESUME_FREE = ("concurrency", "call_timeout_s", "call_attempts", "max_wall_s", "max_candidates", "max_tokens")
+
+
+def _cuda() -> bool:
+    return torch.cuda.is_available()
+
+
+def _param(default: Any = None, help: str = "", flag: str | None = None, factory: Callable[[], Any] | None = None,
+           **extra: Any) -> Any:
+    meta = {"help": help, **({"flag": flag} if flag else {}), **extra}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class SearchParams:
-    problem: str
-    models: list[str] = field(default_factory=lambda: ["tuner"])
-    rounds: int = 5
-    ideas: int = 4  # K per round
-    impls: int = 2  # M per idea
-    seeds: int = 2  # B kept to seed the next round
-    repairs: int = 1  # R attempts per failed candidate (model proposers only)
-    target: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
-    base_url: str | None = None
-    max_candidates: int | None = None
-    max_tokens: int | None = None
-    max_wall_s: float | None = None
-    compile_baseline: bool = True
-    trials: int = 4
-    samples: int = 30
-    timeout_s: float = 120.0
-    tuner_seed: int = 0
+    """What a search does. The one place its defaults are stated: the CLI, batch, the panel and
+    the notebook derive their options from these fields (`metadata["help"]`, `["flag"]`)."""
+    problem: str = _param(None, "a problem name under problems/, or a KernelBench file", positional=True)
+    models: list[str] = _param(help="tuner | openai:<model>[@<base-url>] | gemini:<model>[@<base-url>]; repeat "
+                               "for an ensemble", flag="--model", factory=lambda: ["tuner"])
+    rounds: int = _param(5, "rounds after round 0 (the seeds)")
+    ideas: int = _param(4, "K ideas per round, shared among the models")
+    impls: int = _param(2, "M implementations per idea")
+    seeds: int = _param(2, "B best kernels that seed the next round")
+    repairs: int = _param(1, "R repair attempts per failed candidate (models only)")
+    target: str = _param(help="cuda | cpu (default: cuda when present)", factory=lambda: "cuda" if _cuda() else "cpu",
+                         choices=("cuda", "cpu"))
+    base_url: str | None = _param(None, "endpoint for model specs without '@<base-url>'")
+    concurrency: int = _param(8, "model calls in flight at once, per model")
+    call_timeout_s: float = _param(300.0, "seconds one model call attempt may take", flag="--call-timeout")
+    call_attempts: int = _param(5, "attempts per model call, retries included")
+    max_output_tokens: int | None = _param(None, "output-token cap sent with every model call")
+    max_candidates: int | None = _param(None, "stop after this many verdicts")
+    max_tokens: int | None = _param(None, "stop after this many model tokens (input + output)")
+    max_wall_s: float | None = _param(None, "stop after this many seconds", flag="--max-wall")
+    profile_kernels: int = _param(2, "best kernels profiled after each round for the next idea prompt (0: off)")
+    compile_baseline: bool = _param(help="also time torch.compile (default on a GPU)", flag="--compile",
+                                    factory=_cuda)
+    trials: int = _param(4, "correctness trials per candidate")
+    samples: int = _param(30, "timing samples per candidate")
+    timeout_s: float = _param(120.0, "seconds per trial before the worker is killed", flag="--timeout")
+    tuner_seed: int = _param(0, "random seed of the offline tuner")
+
+    def __post_init__(self) -> None:
+        if not self.problem:
+            raise ValueError("SearchParams needs a problem (a name under problems/ or a KernelBench file)")
+        if not self.models:
+            raise ValueError("SearchParams needs at least one model ('tuner' or a model spec)")
+        for name in ("rounds", "ideas", "impls", "seeds", "repairs", "concurrency", "call_attempts", "trials",
+                     "samples", "profile_kernels"):
+            low = 1 if name in ("impls", "seeds", "concurrency", "call_attempts", "trials", "samples") else 0
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
+                raise ValueError(f"SearchParams.{name} must be an integer >= {low}, not {getattr(self, name)!r}")
+        if self.target not in ("cuda", "cpu"):
+            raise ValueError(f"SearchParams.target must be cuda or cpu, not {self.target!r}")
 
 
-def make_proposer(spec: str, base_url: str | None, tuner_seed: int) -> Proposer:
+def param_fields() -> list[Any]:
+    """SearchParams' fields as (field, flag, dest): what a CLI or a form is built from."""
+    out = []
+    for f in fields(SearchParams):
+        if f.metadata.get("positional"):
+            continue
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        out.append((f, flag, flag[2:].replace("-", "_")))
+    return out
+
+
+class ModelsUnreachable(RuntimeError):
+    """A model could not be reached or authenticated before the search started."""
+
+
+def make_proposer(spec: str, p: SearchParams, book: Any) -> Proposer:
     if spec == "tuner":
-        return Tuner(tuner_seed)
-    from workbench.proposers.base import make_client
+        return Tuner(p.tuner_seed)
+    from workbench.models import make_client
     from workbench.proposers.llm import ModelProposer
 
-    return ModelProposer(make_client(spec, base_url=base_url, cache_dir=MODEL_CACHE))
+    client = make_client(spec, base_url=p.base_url, timeout_s=p.call_timeout_s, max_attempts=p.call_attempts)
+    return ModelProposer(client, max_output_tokens=p.max_output_tokens, concurrency=p.concurrency, book=book,
+                         name=spec)
 
 
 def make_pool(params: SearchParams, address: str | None = None) -> Any:
@@ -76,34 +135,130 @@ def make_pool(params: SearchParams, address: str | None = None) -> Any:
 def verdict_record(v: Verdict) -> dict[str, Any]:
     sp = v.speedups()
     timing = v.timing or {}
+    resources = [r for b in v.builds for r in b.get("resources", [])]
     return {"candidate_path": v.candidate, "status": v.status, "codes": sorted(v.codes), "reasons": v.reasons[:12],
             "ms": v.ms, "speedup_eager": sp["eager"], "speedup_compile": sp["compile"],
             "roofline_fraction": timing.get("roofline_fraction"),
             "timing": {k: timing.get(k) for k in ("events", "wall", "samples", "device", "method")} if timing else None,
-            "build_seconds": sum(b.get("seconds") or 0 for b in v.builds),
-            "build_cached": all(b.get("cached") for b in v.builds) if v.builds else None,
+            # Builds happen in the pool's prebuild process, so the judge's own are cache hits: count those first.
+            "build_seconds": max(sum(b.get("seconds") or 0 for b in getattr(v, "prebuilt", None) or []),
+                                 sum(b.get("seconds") or 0 for b in v.builds)),
+            "build_cached": all(b.get("cached") for b in (getattr(v, "prebuilt", None) or v.builds))
+            if (getattr(v, "prebuilt", None) or v.builds) else None,
+            "build_resources": [{k: r.get(k) for k in ("kernel", "registers", "spill_stores", "spill_loads")}
+                                for r in resources][:16],
             "build_log": v.build_log[-6000:] if v.status == "build_error" else "",
             "tolerance": v.tolerance, "seconds": v.seconds,
-            # where it was judged: the Ray backend sets these; a local verdict was judged here
-            "node": getattr(v, "node", None) or platform.node(), "device_index": getattr(v, "device_index", None),
-            "device_name": getattr(v, "device_name", None)}
+            # fields the judge may or may not have yet
+            **{k: getattr(v, k, None) for k in ("stage", "policy", "device_index", "device_name", "phases",
+                                                 "degenerate")},
+            "node": getattr(v, "node", None) or platform.node()}  # the Ray backend names the judging node
+
+
+class Tasks:
+    """Threads that may start more threads; `join` waits for all of them and re-raises the first error."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+        self.errors: list[BaseException] = []
+        self.lock = threading.Lock()
+
+    def spawn(self, fn: Callable[..., None], *args: Any) -> None:
+        def run() -> None:
+            try:
+                fn(*args)
+            except BaseException as e:  # noqa: BLE001 (handed to join)
+                with self.lock:
+                    self.errors.append(e)
+
+        t = threading.Thread(target=run, daemon=True)
+        with self.lock:
+            self.threads.append(t)
+        t.start()
+
+    def join(self) -> None:
+        while True:
+            with self.lock:
+                alive = [t for t in self.threads if t.is_alive()]
+            if not alive:
+                break
+            for t in alive:
+                t.join()
+        if self.errors:
+            raise self.errors[0]
+
+
+class BatchSession:
+    """A session over a pool that only has `evaluate_many` (a backend without streaming): each
+    submit judges one candidate, one at a time."""
+
+    def __init__(self, pool: Any, problem: Problem, should_stop: Callable[[], bool]):
+        self.pool, self.problem, self.should_stop = pool, problem, should_stop
+        self.lock = threading.Lock()
+
+    def submit(self, path: Path) -> Future[Verdict | None]:
+        fut: Future[Verdict | None] = Future()
+        done: dict[Path, Verdict] = {}
+        with self.lock:
+            try:
+                got = self.pool.evaluate_many(self.problem, [path], on_done=done.__setitem__,
+                                              should_stop=self.should_stop)
+            except BaseException as e:
+                fut.set_exception(e)
+                return fut
+        fut.set_result(done.get(path) or (got or {}).get(path))  # None: stopped before it was judged
+        return fut
+
+    def __enter__(self) -> "BatchSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
 
 class Search:
     def __init__(self, params: SearchParams, run_id: str | None = None, runs_dir: str | Path | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None, address: str | None = None):
+                 should_stop: Callable[[], bool] | None = None, replay: str | Path | None = None,
+                 new_run_on_change: bool = False, address: str | None = None):
+        """`replay`: a run id (under runs_dir) or run directory whose recorded replies this run reuses
+        by place, with no network. `new_run_on_change`: a changed problem starts a new run instead
+        of refusing the resume."""
+        from workbench.proposers.llm import CallBook
+
         self.p = params
         self.address = address  # a Ray cluster to judge on (None: this machine's devices)
-        self.record_lock = threading.Lock()  # verdicts arrive from one thread per device
-        self.problem: Problem = load_problem(params.problem)
-        self.store = RunStore.open(run_id, asdict(params), runs_dir)
+        self.problem: Problem = load_problem(problem_path(params.problem), target=params.target)
+        record = {**asdict(params), "problem": problem_ref(params.problem)}
+        for k in RESUME_FREE:
+            record.pop(k, None)
+        self.replay = None
+        if replay is not None:
+            rdir = Path(replay) if Path(replay).is_dir() else Path(runs_dir or _runs_dir()) / str(replay)
+            if not (rdir / "params.json").is_file():
+                raise RunError(f"--replay {replay}: no recorded run at {rdir}")
+            self.replay = RunStore(rdir)
+            record["replay_of"] = self.replay.run_id
+        self.store = RunStore.open(run_id, record, runs_dir, problem_digest=self.problem.digest,
+                                   new_run_on_change=new_run_on_change, free=RESUME_FREE)
+        self.state = self.store.state
         self.on_event = on_event or (lambda ev: None)
         self.should_stop = should_stop or (lambda: False)
-        self.proposers = {spec: make_proposer(spec, params.base_url, params.tuner_seed) for spec in params.models}
+        self.book = CallBook(self.store, self.replay, on_failure=self._model_failed)
+        try:
+            self.proposers = {spec: make_proposer(spec, params, self.book) for spec in params.models}
+        except BaseException:  # a bad spec: give the run back before saying so
+            self.store.close()
+            raise
+        for ev in self.store.events("verdict"):  # a resumed run: what was judged, first
+            self.tell_proposers(ev)
+        self.session: Any = None
+        self.lock = threading.RLock()
+        self.verdict_waiters: dict[str, Future[VerdictRecord]] = {}
+        self.failures_reported: set[str] = set()
         self.t0 = time.time()
 
-    # -- log helpers -----------------------------------------------------------------------------------
+    # -- the log ---------------------------------------------------------------------------------------
     def emit(self, event_type: str, event_id: str, **data: Any) -> dict[str, Any]:
         fresh = not self.store.has(event_id)
         ev = self.store.append(event_type, event_id, **data)
@@ -111,45 +266,59 @@ class Search:
             self.on_event(ev)
         return ev
 
-    def candidates(self, round_: int | None = None) -> list[dict[str, Any]]:
-        return [e for e in self.store.events("candidate") if round_ is None or e["round"] == round_]
+    def notice(self, message: str) -> None:
+        self.emit("notice", f"notice-{len(self.state.notices)}-{int(time.time() * 1e6)}", message=message)
 
+    def _model_failed(self, rec: CallRecord) -> None:
+        with self.lock:
+            first = rec.model not in self.failures_reported
+            self.failures_reported.add(rec.model)
+        if first:
+            self.notice(f"model {rec.model or '?'} failed at {rec.place}: {rec.error}")
+
+    # -- what the search plans from ------------------------------------------------------------------
     def verdicts(self) -> dict[str, dict[str, Any]]:
+        """Every recorded verdict event by candidate (the log's shape; `state` has the typed one)."""
         return {e["candidate"]: e for e in self.store.events("verdict")}
 
     def best(self, n: int) -> list[dict[str, Any]]:
-        ok = sorted((v for v in self.verdicts().values() if v["status"] == "correct" and v.get("ms")),
-                    key=lambda v: v["ms"])
-        return [{"id": v["candidate"], "source": self.store.candidate_path(v["candidate"]).read_text(), "ms": v["ms"],
-                 "speedup_eager": v.get("speedup_eager"), "speedup_compile": v.get("speedup_compile")} for v in ok[:n]]
+        return [{"id": c.id, "source": self.store.candidate_path(c.id).read_text(), "ms": c.verdict.ms,
+                 "speedup_eager": c.verdict.speedup_eager, "speedup_compile": c.verdict.speedup_compile,
+                 "roofline_fraction": c.verdict.roofline_fraction}
+                for c in self.state.correct()[:n] if c.verdict]
 
     def history(self) -> list[dict[str, Any]]:
-        verdicts, out = self.verdicts(), []
-        for idea in self.store.events("idea"):
-            results = [verdicts[c["candidate"]] for c in self.candidates() if c.get("idea") == idea["id"] and c["candidate"] in verdicts]
-            correct = [v for v in results if v["status"] == "correct" and v.get("ms")]
-            if correct:
-                v = min(correct, key=lambda v: v["ms"])
-                outcome = f"correct, {v['ms']:.4f} ms" + (f" ({v['speedup_eager']:.2f}x eager)" if v.get("speedup_eager") else "")
-                sp = v.get("speedup_eager")
-            else:
-                outcome = "failed: " + (", ".join(sorted({v["status"] for v in results})) or "no implementation")
-                sp = None
-            out.append({"round": idea["round"], "idea": idea["text"], "outcome": outcome, "speedup": sp})
+        """Every idea with the outcome of each of its implementations, repairs included."""
+        out = []
+        for idea in list(self.state.ideas.values()):
+            if not idea.text:
+                continue
+            cands = sorted((c for c in list(self.state.candidates.values()) if c.idea == idea.id), key=lambda c: c.id)
+            results = []
+            for c in cands:
+                v = c.verdict
+                text = prompts.outcome_text(v.status if v else None, v.ms if v else None,
+                                            v.speedup_eager if v else None, v.reasons if v else None,
+                                            v.build_log if v else "", c.error if c.failed else "")
+                results.append({"candidate": c.id, "outcome": text})
+            if not results:
+                results = [{"candidate": "-", "outcome": "no implementation was made"}]
+            ok = [c.verdict.speedup_eager for c in cands if c.verdict and c.verdict.status == "correct"
+                  and c.verdict.speedup_eager]
+            out.append({"round": idea.round, "idea": idea.text, "model": idea.model, "results": results,
+                        "speedup": max(ok) if ok else None})
         return out
 
     def context(self, round_: int) -> Context:
-        facts = (self.store.get("facts") or {}).get("facts", {})
-        tried = {c["hash"] for c in self.candidates() if c.get("hash")}
-        return Context(self.problem, facts, round_, self.best(self.p.seeds), self.history(), tried)
-
-    def spent(self) -> tuple[int, int]:
-        tokens = sum((e.get("usage") or {}).get("input_tokens", 0) + (e.get("usage") or {}).get("output_tokens", 0)
-                     for e in self.store.events() if e["type"] in ("idea", "candidate"))
-        return tokens, len(self.store.events("verdict"))
+        tried = {c.hash for c in list(self.state.candidates.values()) if c.hash}
+        prof = self.store.get(f"profile-r{round_ - 1}")
+        return Context(self.problem, self.state.facts, round_, self.best(self.p.seeds), self.history(), tried,
+                       target=self.p.target, profile=(prof or {}).get("text", ""))
 
     def over_budget(self) -> str | None:
-        tokens, judged = self.spent()
+        total = self.state.totals()["overall"]
+        tokens = total["input_tokens"] + total["output_tokens"]
+        judged = sum(1 for c in self.state.candidates.values() if c.verdict)
         first = self.store.events("start")
         wall = time.time() - (first[0]["time"] if first else self.t0)
         if self.should_stop():
@@ -162,135 +331,282 @@ class Search:
             return f"wall-time budget spent ({wall:.0f} s >= {self.p.max_wall_s:g} s)"
         return None
 
+    # -- candidates and verdicts ------------------------------------------------------------------------
+    def add_candidate(self, cid: str, impl: Implementation | str | None, **data: Any) -> CandidateRecord:
+        """Record a candidate once (its source first); a repeated source is marked a duplicate."""
+        with self.lock:
+            if cid in self.state.candidates and self.store.has(f"cand-{cid}"):
+                return self.state.candidates[cid]
+            source = impl.source if isinstance(impl, Implementation) else impl
+            error = impl.error if isinstance(impl, Implementation) else ""
+            if source is None:
+                self.emit("candidate", f"cand-{cid}", candidate=cid, failed=True, error=error, **data)
+            else:
+                h = source_hash(source)
+                dup = next((c.id for c in list(self.state.candidates.values()) if c.hash == h and c.id != cid), None)
+                self.store.save_source(cid, source)
+                self.emit("candidate", f"cand-{cid}", candidate=cid, hash=h, duplicate_of=dup, **data)
+            return self.state.candidates[cid]
+
+    def _waiter(self, cid: str) -> Future[VerdictRecord]:
+        with self.lock:
+            fut = self.verdict_waiters.setdefault(cid, Future())
+            c = self.state.candidates.get(cid)
+            if c is not None and c.verdict is not None and not fut.done():
+                fut.set_result(c.verdict)
+            return fut
+
+    def _record_verdict(self, cid: str, data: dict[str, Any]) -> VerdictRecord:
+        ev = self.emit("verdict", f"verdict-{cid}", candidate=cid, **data)
+        self.tell_proposers(ev)
+        v = self.state.candidates[cid].verdict
+        assert v is not None
+        fut = self._waiter(cid)
+        if not fut.done():
+            fut.set_result(v)
+        return v
+
+    def judge(self, c: CandidateRecord) -> VerdictRecord:
+        """The candidate's verdict: recorded, copied from the source it duplicates, or judged now."""
+        if c.verdict is not None:
+            return c.verdict
+        if c.duplicate_of:  # same source: same verdict, no rerun
+            waiter = self._waiter(c.duplicate_of)
+            while True:
+                try:
+                    orig = waiter.result(timeout=1.0)
+                    break
+                except FutureTimeout:
+                    if self.should_stop():  # its original may never be judged now
+                        return VerdictRecord("stopped")
+            return self._record_verdict(c.id, {**asdict(orig), "copied_from": c.duplicate_of})
+        if self.should_stop():  # stopped: leave it unjudged, so a resume judges it
+            return VerdictRecord("stopped")
+        try:
+            v = self.session.submit(self.store.candidate_path(c.id)).result()
+        except BaseException as e:  # its duplicates, waiting on it, hear of it too
+            waiter = self._waiter(c.id)
+            if not waiter.done():
+                waiter.set_exception(e)
+            raise
+        if v is None:  # the pool stopped before judging it: unrecorded, a resume judges it
+            return VerdictRecord("stopped")
+        return self._record_verdict(c.id, verdict_record(v))
+
+    def tell_proposers(self, verdict_event: dict[str, Any]) -> None:
+        """Proposers that learn from verdicts (the tuner's `observe`) hear of each one."""
+        cid = verdict_event["candidate"]
+        path = self.store.candidate_path(cid)
+        for proposer in self.proposers.values():
+            if hasattr(proposer, "observe") and path.is_file():
+                proposer.observe(cid, path.read_text(), verdict_event)
+
     # -- steps ------------------------------------------------------------------------------------------
+    def check_models(self) -> None:
+        """Reach every model once before minutes go to the baseline and the seeds."""
+        if self.replay is not None:
+            return
+        for spec, proposer in self.proposers.items():
+            client = getattr(proposer, "client", None)
+            if client is None or not hasattr(client, "check"):
+                continue
+            from workbench.models.base import ModelError
+
+            try:
+                warning = client.check()
+            except ModelError as e:
+                self.notice(f"model {spec} cannot be used: {e}")
+                raise ModelsUnreachable(f"model {spec} cannot be used: {e}") from e
+            if warning:
+                self.notice(warning)
+
     def setup(self) -> None:
-        self.emit("start", f"start-{len(self.store.events('start'))}", pid=__import__("os").getpid())
+        import os
+
+        self.emit("start", f"start-{len(self.store.events('start'))}", pid=os.getpid())
+        for line in self.store.damage:
+            self.notice(f"the log {self.store.events_path} is damaged: {line}; that work will be redone")
+        self.check_models()
         if not self.store.has("facts"):
             self.emit("facts", "facts", facts=measure_facts(self.p.target))
         if not self.store.has("baseline"):
             self.emit("baseline", "baseline", **time_reference(self.problem, target=self.p.target,
                                                                   compile=self.p.compile_baseline))
 
-    def add_candidate(self, cid: str, source: str | None, **data: Any) -> None:
-        if self.store.has(f"cand-{cid}"):
-            return
-        if source is None:
-            self.emit("candidate", f"cand-{cid}", candidate=cid, failed=True, **data)
-            return
-        h = source_hash(source)
-        dup = next((c["candidate"] for c in self.candidates() if c.get("hash") == h), None)
-        self.store.save_source(cid, source)
-        self.emit("candidate", f"cand-{cid}", candidate=cid, hash=h, duplicate_of=dup, **data)
+    def run_seeds(self) -> None:
+        tasks = Tasks()
+        for path in self.problem.seeds():
+            c = self.add_candidate(f"r0-{path.stem}", path.read_text(), round=0, idea=None, model="seed", parent=None)
+            tasks.spawn(self.judge, c)
+        tasks.join()
 
-    def copy_duplicate_verdicts(self) -> None:
-        done = self.verdicts()
-        for c in self.candidates():  # same source: same verdict, no rerun
-            if not c.get("failed") and c["candidate"] not in done and c.get("duplicate_of") in done:
-                self.emit("verdict", f"verdict-{c['candidate']}", candidate=c["candidate"],
-                          **{k: v for k, v in done[c["duplicate_of"]].items() if k not in ("id", "type", "time", "candidate")})
-
-    def judge_pending(self, pool: EvalPool, baseline: dict[str, Any], facts: dict[str, Any]) -> None:
-        self.copy_duplicate_verdicts()
-        done = self.verdicts()
-        # A duplicate waits for its original's verdict, even when both are new in this batch.
-        pending = [c for c in self.candidates() if not c.get("failed") and c["candidate"] not in done
-                   and not c.get("duplicate_of")]
-        paths = {self.store.candidate_path(c["candidate"]): c["candidate"] for c in pending}
-        if not paths:
-            return
-        pool.eval_kwargs.update(baseline=baseline, facts=facts)
-
-        def record(path: Path, v: Verdict) -> None:
-            with self.record_lock:  # one append at a time to the run's log
-                self.emit("verdict", f"verdict-{paths[path]}", candidate=paths[path], **verdict_record(v))
-
-        pool.evaluate_many(self.problem, list(paths), on_done=record, should_stop=self.should_stop)
-        self.copy_duplicate_verdicts()
-
-    def run_round(self, r: int, pool: EvalPool, baseline: dict[str, Any], facts: dict[str, Any]) -> None:
+    def run_round(self, r: int) -> None:
         ctx = self.context(r)
-        ideas = [e for e in self.store.events("idea") if e["round"] == r]
-        if not ideas:
-            specs = list(self.proposers)
-            for n, spec in enumerate(specs):  # the round's K ideas, shared among the models
-                k = self.p.ideas // len(specs) + (1 if n < self.p.ideas % len(specs) else 0)
-                if k == 0:
-                    continue
-                for idea in self.proposers[spec].ideas(ctx, k):
-                    j = len([e for e in self.store.events("idea") if e["round"] == r])
-                    self.emit("idea", f"r{r}-i{j}", round=r, text=idea.text, model=spec, data=idea.data,
-                              usage=idea.usage, failed=bool(idea.data.get("failed")))
-            ideas = [e for e in self.store.events("idea") if e["round"] == r]
-        for j, ev in enumerate(ideas):
-            if ev.get("failed"):
-                continue
-            idea = Idea(ev["text"], ev["model"], ev.get("data") or {})
+        specs = list(self.proposers)
+        tasks = Tasks()
+        offset = 0
+        for n, spec in enumerate(specs):  # the round's K ideas, shared among the models, all asked at once
+            k = self.p.ideas // len(specs) + (1 if n < self.p.ideas % len(specs) else 0)
+            if k:
+                tasks.spawn(self.ideas_then_implementations, r, n, spec, k, offset, ctx, tasks)
+            offset += k
+        tasks.join()
+
+    def ideas_then_implementations(self, r: int, n: int, spec: str, k: int, offset: int, ctx: Context,
+                                   tasks: Tasks) -> None:
+        proposer = self.proposers[spec]
+        marker = f"ideas-r{r}-n{n}"
+        if not self.store.has(marker):
+            got = (proposer.ideas(ctx, k, place=f"r{r}-ideas-{n}") if getattr(proposer, "concurrent", False)
+                   else proposer.ideas(ctx, k))
+            for i, idea in enumerate(got[:k]):
+                if idea.text:
+                    self.emit("idea", f"r{r}-i{offset + i}", round=r, slot=n, text=idea.text, model=spec,
+                              data=idea.data)
+            failed = next((i.data.get("failed") for i in got if not i.text), None)
+            self.emit("ideas", marker, round=r, slot=n, model=spec, count=sum(1 for i in got if i.text), failed=failed)
+        ideas = [(int(i.id.rsplit("-i", 1)[1]), i) for i in list(self.state.ideas.values())
+                 if i.round == r and i.model == spec and offset <= int(i.id.rsplit("-i", 1)[1]) < offset + k]
+        for j, rec in sorted(ideas, key=lambda t: t[0]):
+            idea = Idea(rec.text, rec.model, rec.data)
             parent = next((b for b in ctx.best if b["id"] == idea.data.get("seed")), None) or \
                 (ctx.best[j % len(ctx.best)] if ctx.best else None)
-            for m in range(self.p.impls):
-                cid = f"r{r}-i{j}-m{m}"
-                if self.store.has(f"cand-{cid}"):
-                    continue
-                impl = self.proposers[ev["model"]].implement(ctx, idea, parent, m)
-                self.add_candidate(cid, impl.source, round=r, idea=ev["id"], model=ev["model"],
-                                   parent=parent["id"] if parent else None, usage=impl.usage, error=impl.error)
-                if impl.source:
-                    ctx.tried.add(source_hash(impl.source))
-        self.judge_pending(pool, baseline, facts)
-        for attempt in range(self.p.repairs):
-            self.repair_round(r, attempt, ctx)
-            self.judge_pending(pool, baseline, facts)
+            if getattr(proposer, "concurrent", False):
+                for m in range(self.p.impls):
+                    tasks.spawn(self.implementation_chain, r, j, m, rec.id, idea, parent, ctx)
+            else:  # an offline proposer: instant, and each implementation must see the ones before it
+                for m in range(self.p.impls):
+                    cid = f"r{r}-i{j}-m{m}"
+                    if cid not in self.state.candidates:
+                        impl = proposer.implement(ctx, idea, parent, m)
+                        self.add_candidate(cid, impl, round=r, idea=rec.id, model=spec,
+                                           parent=parent["id"] if parent else None)
+                        if impl.source:
+                            ctx.tried.add(source_hash(impl.source))
+                    c = self.state.candidates[cid]
+                    if not c.failed:
+                        tasks.spawn(self.judge, c)
 
-    def repair_round(self, r: int, attempt: int, ctx: Context) -> None:
-        verdicts = self.verdicts()
-        for c in self.candidates(r):
-            v = verdicts.get(c["candidate"])
-            proposer = self.proposers.get(c.get("model", ""))
-            if v is None or v["status"] not in REPAIRABLE or isinstance(proposer, Tuner) or proposer is None:
-                continue
-            if c["candidate"].count("-fix") != attempt:
-                continue
-            cid = f"{c['candidate'].split('-fix')[0]}-fix{attempt + 1}"
-            if self.store.has(f"cand-{cid}"):
-                continue
-            report = v.get("build_log") or "\n".join(v.get("reasons", []))
-            impl = proposer.repair(ctx, self.store.candidate_path(c["candidate"]).read_text(), v["status"], report)
-            self.add_candidate(cid, impl.source, round=r, idea=c.get("idea"), model=c["model"], parent=c.get("parent"),
-                               repair_of=c["candidate"], usage=impl.usage, error=impl.error)
+    def implementation_chain(self, r: int, j: int, m: int, idea_id: str, idea: Idea, parent: dict[str, Any] | None,
+                             ctx: Context) -> None:
+        """One implementation of an idea: the call, its verdict, then repairs while the verdict asks."""
+        proposer: Any = self.proposers[idea.model]
+        cid = f"r{r}-i{j}-m{m}"
+        c = self.state.candidates.get(cid)
+        if c is None:
+            if self.should_stop():
+                return
+            impl = proposer.implement(ctx, idea, parent, m, place=cid)
+            c = self.add_candidate(cid, impl, round=r, idea=idea_id, model=idea.model,
+                                   parent=parent["id"] if parent else None)
+        for attempt in range(1, self.p.repairs + 1):
+            if c.failed:
+                return
+            v = self.judge(c)
+            if v.status not in REPAIRABLE or self.should_stop():
+                return
+            fix = f"{cid}-fix{attempt}"
+            nxt = self.state.candidates.get(fix)
+            if nxt is None:
+                report = v.build_log or "\n".join(v.reasons)
+                impl = proposer.repair(ctx, self.store.candidate_path(c.id).read_text(), v.status, report, place=fix)
+                nxt = self.add_candidate(fix, impl, round=r, idea=idea_id, model=idea.model, parent=c.parent,
+                                         repair_of=c.id)
+            c = nxt
+        if not c.failed:
+            self.judge(c)
 
-    def run(self) -> RunStore:
-        self.setup()
-        baseline = self.store.get("baseline") or {}
-        facts = (self.store.get("facts") or {}).get("facts", {})
-        pool = make_pool(self.p, self.address)
-        for path in self.problem.seeds():
-            self.add_candidate(f"r0-{path.stem}", path.read_text(), round=0, idea=None, model="seed", parent=None)
-        self.judge_pending(pool, baseline, facts)
-        self.close_round(0)
-        for r in range(1, self.p.rounds + 1):
-            if self.store.has(f"round-{r}"):
-                continue
-            if why := self.over_budget():
-                self.emit("stopped", f"stopped-{r}", reason=why)
-                break
-            self.run_round(r, pool, baseline, facts)
-            self.close_round(r)
-        getattr(pool, "close", lambda: None)()  # a Ray pool gives its judges back (they also die with this process)
-        self.emit("end", f"end-{len(self.store.events('start'))}", best=(self.best(1) or [{}])[0].get("id"))
-        return self.store
+    def profile_round(self, r: int) -> None:
+        """Counters of the kernels that seed round r+1, each profiled once, for its idea prompt."""
+        if self.p.profile_kernels <= 0 or self.store.has(f"profile-r{r}"):
+            return
+        from workbench import profile_feedback as pf
+
+        profiles = []
+        for c in self.state.correct()[: self.p.profile_kernels]:
+            ev = self.store.get(f"profile-{c.id}")
+            if ev is None:
+                verdict_ev = self.store.get(f"verdict-{c.id}") or {}
+                prof = pf.profile_candidate(str(self.problem.path), c.id, self.store.candidate_path(c.id),
+                                            self.p.target, verdict_ev)
+                ev = self.emit("profile", f"profile-{c.id}", candidate=c.id, profile=asdict(prof))
+            d = ev["profile"]
+            profiles.append(pf.Profile(d["candidate"], d["tool"], [pf.KernelCounters(**k) for k in d["kernels"]],
+                                       d.get("ms"), d.get("roofline_fraction"), d.get("error", "")))
+        if profiles:
+            self.emit("profile", f"profile-r{r}", round=r, text=pf.feedback_text(profiles))
 
     def close_round(self, r: int) -> None:
         best = self.best(1)
-        if best:
-            self.store.save_best(best[0]["id"], {k: v for k, v in best[0].items() if k != "source"})
+        self.save_best()
         self.emit("round", f"round-{r}", round=r, best=best[0]["id"] if best else None,
                   best_ms=best[0]["ms"] if best else None,
                   best_speedup_eager=best[0].get("speedup_eager") if best else None,
                   best_speedup_compile=best[0].get("speedup_compile") if best else None,
-                  candidates=len(self.candidates(r)))
+                  candidates=len(self.state.in_round(r)))
+
+    def save_best(self) -> None:
+        best = self.best(1)
+        record = {k: v for k, v in best[0].items() if k not in ("source", "id")} if best else {}
+        self.store.save_best(best[0]["id"] if best else None, {**record, "totals": self.state.totals()})
+
+    def run(self) -> RunStore:
+        try:
+            self.setup()
+            pool = make_pool(self.p, self.address)
+            pool.eval_kwargs.update(baseline=self.state.baseline, facts=self.state.facts)
+            streaming = hasattr(pool, "session")
+            with (pool.session(self.problem, should_stop=self.should_stop) if streaming
+                  else BatchSession(pool, self.problem, self.should_stop)) as session:
+                self.session = session
+                self.run_seeds()
+                self.close_round(0)
+                for r in range(1, self.p.rounds + 1):
+                    if self.store.has(f"round-{r}"):
+                        continue
+                    if why := self.over_budget():
+                        self.emit("stopped", f"stopped-{r}", reason=why)
+                        break
+                    self.profile_round(r - 1)
+                    self.run_round(r)
+                    if self.should_stop():  # the round is unfinished: a resume completes it
+                        self.emit("stopped", f"stopped-{r}", reason="stopped by the user")
+                        break
+                    self.close_round(r)
+            getattr(pool, "close", lambda: None)()  # a Ray pool gives its judges back
+            self.save_best()
+            best = self.best(1)
+            self.emit("end", f"end-{len(self.store.events('start'))}", best=best[0]["id"] if best else None,
+                      totals=self.state.totals())
+            return self.store
+        finally:
+            self.store.close()
+
+    def model_outcome(self) -> str | None:
+        """Why the models produced nothing, or None when they produced a candidate (or none was asked)."""
+        specs = [s for s in self.proposers if s != "tuner"]
+        if not specs:
+            return None
+        made = [c for c in self.state.candidates.values() if c.model in specs and not c.failed]
+        if made:
+            return None
+        calls = [c for c in self.state.calls.values() if c.model in specs or not c.model]
+        failed = [c for c in calls if c.text is None]
+        if failed:
+            return f"{len(failed)} of {len(calls)} model calls failed; the first: {failed[0].error}"
+        if calls:
+            return f"the models answered {len(calls)} calls but no reply held usable ideas or code"
+        return "no model call was made"
+
+
+def _runs_dir() -> Path:
+    from workbench.store import RUNS_DIR
+
+    return RUNS_DIR
 
 
 def run_search(params: SearchParams, run_id: str | None = None, runs_dir: str | Path | None = None,
                on_event: Callable[[dict[str, Any]], None] | None = None,
-               should_stop: Callable[[], bool] | None = None, address: str | None = None) -> RunStore:
-    return Search(params, run_id, runs_dir, on_event, should_stop, address).run()
+               should_stop: Callable[[], bool] | None = None, replay: str | Path | None = None,
+               address: str | None = None) -> RunStore:
+    return Search(params, run_id, runs_dir, on_event, should_stop, replay=replay, address=address).run()

@@ -20,6 +20,11 @@ class Tolerance:
     rtol: float
     rel_l2: float
     tightened: list[str] = field(default_factory=list)  # why, if the problem's own check was too loose
+    degenerate: list[str] = field(default_factory=list)  # trivial outputs that pass even the tightened check
+
+    def scaled(self, factor: float) -> "Tolerance":
+        """The same check with the absolute part scaled (outputs `factor` times larger)."""
+        return Tolerance(self.atol * max(1.0, factor), self.rtol, self.rel_l2, self.tightened, self.degenerate)
 
 
 @dataclass
@@ -113,8 +118,12 @@ def trivial_outputs(ref: torch.Tensor, inputs: list[Any]) -> dict[str, torch.Ten
 
 
 def calibrate(ref: torch.Tensor, inputs: list[Any], tol: Tolerance, max_rounds: int = 6) -> Tolerance:
-    """Tighten the check until no trivial output passes it (at most 4**max_rounds); record why."""
-    tol = Tolerance(tol.atol, tol.rtol, tol.rel_l2, list(tol.tightened))
+    """Tighten the check until no trivial output passes it (at most 4**max_rounds); record why.
+
+    A trivial output that still passes after max_rounds makes the problem degenerate: its
+    output cannot tell right from trivial (`Tolerance.degenerate` names which ones).
+    """
+    tol = Tolerance(tol.atol, tol.rtol, tol.rel_l2, list(tol.tightened), list(tol.degenerate))
     for name, t in trivial_outputs(ref, inputs).items():
         if torch.equal(t, ref):  # e.g. an identity problem: the "trivial" output is the right one
             continue
@@ -125,4 +134,108 @@ def calibrate(ref: torch.Tensor, inputs: list[Any], tol: Tolerance, max_rounds: 
             tol.tightened.append(f"{name} output passed atol={before[0]:g} rtol={before[1]:g} rel_l2={before[2]:g}; "
                                  f"tightened to atol={tol.atol:g} rtol={tol.rtol:g} rel_l2={tol.rel_l2:g}")
             rounds += 1
+        if compare(t, ref, tol).ok and name not in tol.degenerate:
+            tol.degenerate.append(name)
     return tol
+
+
+# -- outputs of any structure: tensors, Python scalars, None, nested tuples/lists/dicts -----------------------
+SCALARS = (bool, int, float, complex)
+
+
+def describe_tree(obj: Any, leaf: Any = None) -> dict[str, Any]:
+    """A JSON description of an output of any nesting (made in the worker; `leaf(tensor)` may add fields)."""
+    if isinstance(obj, torch.Tensor):
+        d = describe(obj)
+        if leaf is not None:
+            d.update(leaf(obj))
+        return d
+    if obj is None:
+        return {"kind": "none"}
+    if isinstance(obj, SCALARS):
+        value = [obj.real, obj.imag] if isinstance(obj, complex) else obj
+        if isinstance(obj, float) and obj != obj or obj in (float("inf"), float("-inf")):
+            value = repr(obj)
+        return {"kind": "scalar", "type": type(obj).__name__, "value": value}
+    if isinstance(obj, (tuple, list)):
+        return {"kind": "seq", "type": type(obj).__name__, "items": [describe_tree(x, leaf) for x in obj]}
+    if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):
+        return {"kind": "dict", "type": type(obj).__name__, "items": {k: describe_tree(v, leaf) for k, v in obj.items()}}
+    return {"kind": "other", "type": f"{type(obj).__module__}.{type(obj).__qualname__}"}
+
+
+def _scalar_value(meta: dict[str, Any]) -> Any:
+    v = meta.get("value")
+    if meta.get("type") == "complex" and isinstance(v, list):
+        return complex(*v)
+    return float(v) if isinstance(v, str) else v
+
+
+def compare_tree(meta: dict[str, Any], ref: Any, tol: Tolerance, load: Any, where: str = "output"
+                 ) -> tuple[list[str], list[dict[str, Any]]]:
+    """Reason codes and per-tensor comparison details for an output tree against the reference object.
+
+    Every leaf is compared: tensors by `compare` (after `check_meta`; `load(meta)` brings the
+    candidate's tensor into this process), Python scalars by value (floats with the tolerance),
+    None only by None, and the structure (kinds, lengths, keys) exactly.
+    """
+    kind = meta.get("kind")
+    if isinstance(ref, torch.Tensor):
+        bad = check_meta(meta, ref)
+        if bad:
+            return [f"{c.split(':', 1)[0]}: {where}: {c.split(':', 1)[1].strip()}" for c in bad], []
+        try:
+            out = load(meta)
+        except (OSError, ValueError, KeyError) as e:
+            return [f"not_plain_tensor: {where} could not be read ({e})"], []
+        cmp = compare(out, ref, tol)
+        return [f"{c.split(':', 1)[0]}: {where}: {c.split(':', 1)[1].strip()}" for c in cmp.codes], [{"where": where, **cmp.as_dict()}]
+    if ref is None:
+        return ([] if kind == "none" else [f"wrong_output: {where} is a {meta.get('type', kind)}, expected None"]), []
+    if isinstance(ref, SCALARS):
+        if kind != "scalar":
+            return [f"wrong_output: {where} is a {meta.get('type', kind)}, expected a Python {type(ref).__name__}"], []
+        got = _scalar_value(meta)
+        if isinstance(ref, bool) or isinstance(got, bool):
+            ok = type(got) is type(ref) and got == ref
+        elif isinstance(ref, int) and isinstance(got, int):
+            ok = got == ref
+        else:
+            a, b = complex(got), complex(ref)
+            ok = (a == b) or (abs(a - b) <= tol.atol + tol.rtol * abs(b)) or (a != a and b != b)
+        return ([] if ok else [f"mismatch: {where} is {got!r}, expected {ref!r}"]), []
+    if isinstance(ref, (tuple, list)):
+        items = meta.get("items") if kind == "seq" else None
+        if items is None:
+            return [f"wrong_output: {where} is a {meta.get('type', kind)}, expected a {type(ref).__name__}"], []
+        if len(items) != len(ref):
+            return [f"wrong_output: {where} has {len(items)} items, expected {len(ref)}"], []
+        codes, details = [], []
+        for i, (m, r) in enumerate(zip(items, ref)):
+            c, d = compare_tree(m, r, tol, load, f"{where}[{i}]")
+            codes += c
+            details += d
+        return codes, details
+    if isinstance(ref, dict):
+        items = meta.get("items") if kind == "dict" else None
+        if items is None or set(items) != set(ref):
+            return [f"wrong_output: {where} is not a dict with keys {sorted(map(str, ref))}"], []
+        codes, details = [], []
+        for k in ref:
+            c, d = compare_tree(items[k], ref[k], tol, load, f"{where}[{k!r}]")
+            codes += c
+            details += d
+        return codes, details
+    same = kind == "other" and meta.get("type") == f"{type(ref).__module__}.{type(ref).__qualname__}"
+    return ([] if same else [f"wrong_output: {where} is a {meta.get('type', kind)}, expected {type(ref).__name__}"]), []
+
+
+def tensor_leaves(obj: Any) -> list[torch.Tensor]:
+    """Every tensor inside an output of any nesting, in order."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [t for x in obj for t in tensor_leaves(x)]
+    if isinstance(obj, dict):
+        return [t for x in obj.values() for t in tensor_leaves(x)]
+    return []

@@ -1,13 +1,23 @@
-"""One isolated evaluation process: load a candidate, run its trials, time it.
+"""One confined evaluation process: the problem's inputs, the candidate's calls, their timing.
 
-The judge (workbench.judge) starts `python -m workbench.worker --device D` for every
-evaluation and talks to it in JSON lines: requests on stdin, replies on a private copy of
-the original stdout (fd 1 itself is pointed at stderr so a candidate's prints cannot break
-the protocol). The worker never sees a reference output: it sends the candidate's outputs
-back through files and the judge compares them in its own process. A candidate that
-crashes, hangs or corrupts its CUDA context takes only this process down.
+The judge (workbench.judge through workbench.worker_process) starts `python -m workbench.worker`
+in a sandbox for every evaluation and talks to it in JSON lines: requests on stdin, replies on
+a private copy of the original stdout (fd 1 itself points at stderr, so a candidate's prints
+cannot break the protocol). This process is the candidate's: everything in it can be read or
+forged by the candidate's code, so the judge decides nothing on a reply alone. Outputs come
+back as bytes in files of the worker's scratch directory and are compared in the judge's own
+process; times are bracketed by the judge's clock; the profiler runs from before the candidate
+is imported until the evaluation ends, over every call, so there is no unwatched call.
 
-Requests: load, trial, time, facts, exit. See the handlers below.
+Requests, in the order the judge sends them:
+  problem   load the problem (trusted code), draw the input template on the device
+  sample    one timed sample (`noop` before the candidate is loaded: the judge's calibration)
+  load      import the candidate (its builds are requested from the judge: `need_build`)
+  trial     one correctness call (a probe calls, changes part of the inputs in place, calls again)
+  fetch     the outputs of the last sample, written for the judge
+  finish    stop the profiler; the facts of every call (ops, kernels, streams, spans)
+  facts     device ceilings (a worker of its own)
+  exit
 """
 from __future__ import annotations
 
@@ -18,14 +28,30 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-SHM = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+import torch
+from torch.autograd.profiler import record_function
+from torch.profiler import ProfilerActivity
+from torch.profiler import profile as make_profile
+
+# Everything the harness needs is bound here, before the candidate exists: once the guard is
+# armed, the harness's modules leave sys.modules and an import of them is refused.
+from workbench import audit, build, timing, verify
+from workbench import problem as problems
+from workbench.trace import call_facts
+
 _counter = itertools.count()
+_THIS = sys.modules[__name__]
+try:  # the runtime guard (PEP 578 audit hook); the worker runs without it only while it is being written
+    from workbench import guard as _guard
+except ImportError:
+    _guard = None
+WORKER_CONTEXT = "wb:"  # every harness range starts with this
+CALL = WORKER_CONTEXT + "call:"  # the range of a candidate call; the suffix names it
 
 
 def thread_count() -> int:
@@ -38,16 +64,13 @@ def thread_count() -> int:
 
 
 def harness_objects() -> dict[str, Any]:
-    import torch
     import torch.nn.functional as F
-
-    from workbench import problem, timing, verify
 
     return {"torch": torch, "torch.Tensor": torch.Tensor, "torch.cuda": torch.cuda, "torch.nn.functional": F,
             "torch.nn.Module": torch.nn.Module, "torch.testing": torch.testing, "torch.random": torch.random,
             "time": time, "json": json, "os": os, "builtins": builtins, "workbench.timing": timing,
-            "workbench.timing.Timer": timing.Timer, "workbench.verify": verify, "workbench.problem": problem,
-            "workbench.worker": sys.modules[__name__]}
+            "workbench.timing.Timer": timing.Timer, "workbench.verify": verify, "workbench.problem": problems,
+            "workbench.build": build, "workbench.worker": _THIS}
 
 
 def harness_snapshot() -> dict[tuple[str, str], int]:
@@ -66,28 +89,14 @@ def tampered(snapshot: dict[tuple[str, str], int]) -> list[str]:
             if id(vars(objs[label]).get(k)) != ident]
 
 
-def write_tensor(t: Any) -> dict[str, Any]:
-    """Describe an output and, if it is a plain tensor, copy its bytes to a file for the judge."""
-    import torch
+def _suspended() -> Any:
+    """The harness's own work that the guard refuses a candidate (the guard honours it from harness code only)."""
+    import contextlib
 
-    from workbench.verify import describe
-
-    meta = describe(t)
-    if meta.get("kind") == "tensor" and meta["type"] == "torch.Tensor" and meta["layout"] == "torch.strided":
-        flat = t.detach().contiguous().reshape(-1).cpu()
-        path = SHM / f"workbench-{os.getpid()}-{next(_counter)}.bin"
-        flat.view(torch.uint8).numpy().tofile(path)
-        meta["path"] = str(path)
-    return meta
-
-
-def as_list(out: Any) -> list[Any]:
-    return list(out) if isinstance(out, (tuple, list)) else [out]
+    return _guard.suspended() if _guard is not None else contextlib.nullcontext()
 
 
 def overlaps(a: Any, b: Any) -> bool:
-    import torch
-
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.device != b.device:
         return False
     try:
@@ -99,56 +108,136 @@ def overlaps(a: Any, b: Any) -> bool:
 
 
 class Worker:
-    def __init__(self, device: str):
-        import torch
-
-        from workbench.timing import Timer
+    def __init__(self, device: str, scratch: Path, profile: bool, requests: Any, reply: Callable[[dict], None]):
+        if _guard is not None:
+            _guard.install()
 
         self.torch = torch
         self.device = torch.device(device)
+        self.scratch = scratch
+        self.requests, self.reply = requests, reply
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
             torch.ones(1024, device=self.device).sum().item()  # context, allocator, first launch
         else:
             torch.randn(1 << 20).sum().item()  # starts the intra-op thread pool now, not during a trial
-        import torch._dynamo  # noqa: F401  (importing it rewraps torch.manual_seed: do it before the snapshot)
-        import torch.profiler  # noqa: F401
-
-        self.timer = Timer(self.device)  # binds the C-level timer functions before any candidate runs
+        self.timer = timing.Timer(self.device)  # binds the C-level timer functions before any candidate runs
         self.sync: Callable[[], None] = self.timer._sync
-        self.snapshot = harness_snapshot()
         self.problem: Any = None
         self.fn: Any = None
         self.template: list[Any] = []
         self.own_kernels: list[str] = []
         self.is_candidate = False
+        self.last_out: Any = None
+        self.nonce: str | None = None
+        self.calls = 0
+        self.threads: dict[str, int] = {}
+        self.prof: Any = None
+        if profile:  # on from before the candidate exists until `finish`: every call is watched alike
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
+            self.prof = make_profile(activities=acts)
+            self.prof.start()
+        self.snapshot = harness_snapshot()
+        self.identity = self._identity()
 
-    # -- requests ---------------------------------------------------------------------------------
-    def load(self, req: dict[str, Any]) -> dict[str, Any]:
-        from workbench import audit, build
-        from workbench.problem import construct, given_inputs, load_problem
+    def _identity(self) -> dict[str, int]:
+        """Identity of the objects this worker answers with (a candidate reaching this object could swap them)."""
+        t = self.timer
+        return {name: id(obj) for name, obj in (("reply", self.reply), ("requests", self.requests), ("timer", t),
+                                                ("sync", self.sync), ("record", getattr(t, "_record", None)),
+                                                ("elapsed", getattr(t, "_elapsed", None)), ("perf", t._perf),
+                                                ("sample", type(t).sample), ("write", type(self)._write))}
 
-        self.problem = load_problem(req["problem"])
+    def swapped(self) -> list[str]:
+        return [f"worker.{k}" for k, v in self._identity().items() if self.identity.get(k) != v]
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _range(self, label: str) -> Any:
+        return record_function(WORKER_CONTEXT + label)
+
+    def _call(self, inputs: list[Any], label: str, sync: bool = True, fn: Any = None) -> Any:
+        """One candidate (or reference) call inside a labelled profiler range.
+
+        In a timed sample the timer syncs after its end event, so the call must not (sync=False).
+        """
+        with self.torch.no_grad(), self._range("call:" + label):
+            out = (fn or self.fn)(*inputs)
+        if sync:
+            self.sync()
+        self.calls += 1
+        return out
+
+    def _count_threads(self, label: str, before: int) -> None:
+        added = thread_count() - before
+        if added > 0:
+            self.threads[label] = added
+
+    def _write(self, out: Any) -> dict[str, Any]:
+        """The output tree, every plain tensor's bytes in a scratch file the judge reads."""
+        torch = self.torch
+
+        def leaf(t: Any) -> dict[str, Any]:
+            if type(t) is not torch.Tensor or t.layout != torch.strided:
+                return {}
+            flat = t.detach().contiguous().reshape(-1)
+            nbytes = flat.numel() * flat.element_size()
+            path = self.scratch / f"out-{next(_counter)}.bin"
+            with open(path, "wb") as f:
+                f.truncate(nbytes)
+            if nbytes:
+                dst = torch.from_file(str(path), shared=True, size=nbytes, dtype=torch.uint8)
+                dst.copy_(flat.view(torch.uint8) if flat.dtype != torch.bool else flat.to(torch.uint8))
+                del dst
+            return {"path": str(path)}
+
+        return verify.describe_tree(out, leaf)
+
+    # -- requests -----------------------------------------------------------------------------------------
+    def problem_op(self, req: dict[str, Any]) -> dict[str, Any]:
+        self.problem = problems.load_problem(req["problem"], target=self.device.type)
+        self.template = problems.given_inputs(self.problem, int(req["template_seed"]), self.device)
+        if self.prof is not None:  # the harness's own stream, for the audit: one kernel in a labelled call
+            with self._range("call:marker"):
+                self.torch.zeros(1, device=self.device)
+            self.sync()
         if req.get("reference"):
-            cls = self.problem.module.Model
-        else:
-            self.is_candidate = True
-            path = Path(req["candidate"])
-            spec = importlib.util.spec_from_file_location(f"candidate_{os.getpid()}", path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            with build.patched_load_inline():
-                spec.loader.exec_module(module)
+            model = problems.construct(self.problem.module.Model, self.problem.init_inputs(), int(req["init_seed"]), self.device)
+            self.fn = self.torch.compile(model) if req.get("compile") else model
+        return {"template_bytes": problems.tensor_bytes(self.template)}
+
+    def load(self, req: dict[str, Any]) -> dict[str, Any]:
+        self.is_candidate = True
+        path = Path(req["candidate"])
+        build.BUILDER = self._request_build
+        sys.dont_write_bytecode = True  # importing the candidate must not write next to its file
+        if _guard is not None:  # from here on the process is the candidate's: refuse what it may not do
+            _guard.arm(writable=[str(self.scratch)])
+            for name in [m for m in sys.modules if m == "workbench" or m.startswith("workbench.")]:
+                del sys.modules[name]
+        spec = importlib.util.spec_from_file_location(f"candidate_{os.getpid()}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        with build.patched_load_inline(), self._range("load"):
+            spec.loader.exec_module(module)
             cls = getattr(module, "ModelNew", None)
             if cls is None:
                 return {"error": "no_modelnew", "detail": f"{path.name} defines no ModelNew class"}
-        model = construct(cls, self.problem.init_inputs(), int(req["init_seed"]), self.device)
-        self.fn = self.torch.compile(model) if req.get("compile") else model
-        self.template = given_inputs(self.problem, int(req["template_seed"]), self.device)
+            self.fn = problems.construct(cls, self.problem.init_inputs(), int(req["init_seed"]), self.device)
         self.own_kernels = sorted({k for b in build.BUILDS if b.ok
                                    for k in audit.kernel_names(Path(b.directory, "cuda.cu").read_text()
                                                                if Path(b.directory, "cuda.cu").is_file() else "")})
         return {"builds": [b.summary() for b in build.BUILDS], "own_kernels": self.own_kernels}
+
+    def _request_build(self, spec: Any) -> Any:
+        """The cache is read-only here: ask the judge to build what it does not hold yet."""
+        found = build.cached(spec)
+        if found is not None:
+            return found
+        self.reply({"need_build": build.spec_to_json(spec), "nonce": self.nonce})
+        line = self.requests.readline()
+        if not line:
+            raise EOFError("the judge closed the request channel during a build")
+        return build.result_from_json(json.loads(line)["built"])
 
     def _poison(self, sizes: list[int]) -> None:
         """Fill memory the allocator will hand out next with NaN, so unwritten outputs show."""
@@ -156,94 +245,77 @@ class Worker:
         blocks = [torch.full((max(1, n // 4),), float("nan"), device=self.device) for n in sizes for _ in range(2)]
         del blocks
 
-    def _call(self, inputs: list[Any]) -> Any:
-        with self.torch.no_grad():
-            out = self.fn(*inputs)
-        self.sync()
-        return out
-
     def trial(self, req: dict[str, Any]) -> dict[str, Any]:
-        from workbench.problem import make_inputs
-
         torch = self.torch
-        inputs = make_inputs(self.problem, int(req["seed"]), req["distribution"], self.device, self.template)
+        self.last_out = None
+        label = str(req.get("label", "trial"))
+        inputs = problems.make_inputs(self.problem, int(req["seed"]), req["distribution"], self.device, self.template)
         if req.get("perturb"):  # call once, change part of the same tensors in place; the second call is judged
-            from workbench.problem import perturb
-
-            self._call(inputs)
-            perturb(inputs, int(req["seed"]), *req["perturb"])
+            self._call(inputs, label + ".before-change")
+            problems.perturb(inputs, int(req["seed"]), *req["perturb"])
         kept = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
         self._poison(list(req.get("poison_bytes", [])))
-        facts: dict[str, Any] = {}
-        threads_before = thread_count()
-        if req.get("audit"):
-            out, facts = self._audited_call(inputs)
-        else:
-            out = self._call(inputs)
-        outs = as_list(out)
-        metas = [write_tensor(o) for o in outs]  # copied at once: later writes by stray work don't count
-        threads_added = 0 if req.get("audit") else max(0, thread_count() - threads_before)
+        before = thread_count()
+        out = self._call(inputs, label)
+        self._count_threads(label, before)
+        tree = self._write(out)  # copied at once: later writes by stray work don't count
+        outs = verify.tensor_leaves(out)
         mutated = [i for i, (x, k) in enumerate(zip(inputs, kept))
                    if isinstance(x, torch.Tensor) and not (x.shape == k.shape and torch.equal(x, k))]
         aliases = sorted({(j, i) for j, o in enumerate(outs) for i, x in enumerate(inputs) if overlaps(o, x)})
-        facts.update(threads_added=threads_added, own_kernels=self.own_kernels)
-        return {"outputs": metas, "input_mutated": mutated, "aliases": [list(a) for a in aliases], "facts": facts}
+        return {"output": tree, "input_mutated": mutated, "aliases": [list(a) for a in aliases]}
 
-    def _audited_call(self, inputs: list[Any]) -> tuple[Any, dict[str, Any]]:
-        """One call under the profiler: which aten ops and GPU kernels ran, and on which stream."""
-        torch = self.torch
-        from torch.profiler import ProfilerActivity, profile
+    def sample(self, req: dict[str, Any]) -> dict[str, Any]:
+        """One timed sample on fresh inputs; its output is kept until the next request (`fetch`)."""
+        inputs = problems.redraw(self.template, int(req["seed"]), req.get("distribution", "normal"))
+        label = str(req.get("label", "sample"))
+        # Calibration: the same path, with one tiny harness kernel in place of the candidate's call, so the
+        # profiler's work for a watched launch is in the calibration too.
+        target = self._tiny if req.get("noop") else None
 
-        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
-        with profile(activities=acts) as prof:
-            torch.zeros(1, device=self.device)  # a marker kernel on the harness's stream
-            self.sync()
-            out = self._call(inputs)
-        trace = SHM / f"workbench-trace-{os.getpid()}.json"
-        prof.export_chrome_trace(str(trace))
-        events = json.loads(trace.read_text()).get("traceEvents", [])
-        trace.unlink(missing_ok=True)
-        ops = sorted({e["name"] for e in events if e.get("cat") == "cpu_op"})
-        kernels = sorted((e for e in events if e.get("cat") == "kernel"), key=lambda e: e.get("ts", 0))
-        marker = kernels[0].get("args", {}).get("stream") if kernels else None
-        return out, {"aten_ops": ops, "marker_stream": marker,
-                     "kernels": [{"name": e["name"], "stream": e.get("args", {}).get("stream")} for e in kernels[1:]]}
+        def fn(*xs: Any) -> Any:
+            return self._call(list(xs), label, sync=False, fn=target)
+        before = thread_count()
+        ev, wall, out = self.timer.sample(fn, inputs)
+        self._count_threads(label, before)
+        self.last_out = out
+        return {"ms": ev, "wall_ms": wall}
 
-    def time(self, req: dict[str, Any]) -> dict[str, Any]:
-        from workbench.problem import redraw
+    def _tiny(self, *_: Any) -> Any:
+        return self.torch.zeros(1, device=self.device)
 
-        base, dist = int(req["seed_base"]), req.get("distribution", "normal")
-        check = set(req.get("check", []))
-        kept: dict[int, Any] = {}
+    def fetch(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"output": self._write(self.last_out)}
 
-        def inputs_for(i: int) -> list[Any]:
-            return redraw(self.template, base + i, dist)
-
-        def on_sample(i: int, out: Any) -> None:
-            if i in check:
-                kept[i] = [o.detach().clone() if isinstance(o, self.torch.Tensor) else o for o in as_list(out)]
-
-        def call(*inputs: Any) -> Any:
-            with self.torch.no_grad():
-                return self.fn(*inputs)
-
-        result = self.timer.run(call, inputs_for, samples=int(req.get("samples", 30)), warmup=int(req.get("warmup", 3)),
-                                on_sample=on_sample, max_seconds=float(req.get("max_seconds", 60)))
-        checked = [{"index": i, "seed": base + i, "outputs": [write_tensor(o) for o in outs]} for i, outs in sorted(kept.items())]
-        return {"timing": result, "checked": checked}
+    def finish(self, req: dict[str, Any]) -> dict[str, Any]:
+        self.last_out = None
+        facts: dict[str, Any] = {"calls": [], "threads": self.threads}
+        if self.prof is not None:
+            self.prof.stop()
+            trace = self.scratch / "trace.json"
+            self.prof.export_chrome_trace(str(trace))
+            events = json.loads(trace.read_text()).get("traceEvents", [])
+            trace.unlink(missing_ok=True)
+            facts["calls"] = call_facts(events, CALL, WORKER_CONTEXT)
+            self.prof = None
+        facts["own_kernels"] = self.own_kernels
+        return {"facts": facts}
 
     def facts(self, req: dict[str, Any]) -> dict[str, Any]:
-        from workbench.timing import measure_device
+        return {"facts": timing.measure_device(self.device)}
 
-        return {"facts": measure_device(self.device)}
+    def start_profiler(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Reference workers: watch from here on (after torch.compile's warm-up), for the same clock."""
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
+        self.prof = make_profile(activities=acts)
+        self.prof.start()
+        return {}
 
 
 def classify(e: BaseException) -> tuple[str, bool]:
     """(error kind, whether the process must exit) for an exception raised by candidate code."""
-    from workbench.build import BuildError
-
     text = f"{type(e).__name__}: {e}"
-    if isinstance(e, BuildError):
+    if isinstance(e, build.BuildError):
         return "build_error", False
     if "OutOfMemoryError" in type(e).__name__ or "out of memory" in text or "can't allocate memory" in text:
         return "oom", True
@@ -253,26 +325,35 @@ def classify(e: BaseException) -> tuple[str, bool]:
     return "error", False
 
 
-def serve(device: str, requests: Any, reply: Callable[[dict[str, Any]], None]) -> None:
-    worker = Worker(device)
-    reply({"ready": True, "pid": os.getpid()})
-    for line in requests:
+OPS = {"problem": "problem_op", "load": "load", "trial": "trial", "sample": "sample", "fetch": "fetch",
+       "finish": "finish", "facts": "facts", "start_profiler": "start_profiler"}
+
+
+def serve(worker: Worker) -> None:
+    worker.reply({"ready": True, "pid": os.getpid()})
+    for line in worker.requests:
         req = json.loads(line)
         op = req.get("op")
         if op == "exit":
             return
+        worker.nonce = req.get("nonce")
         fatal = False
         try:
-            resp = getattr(worker, op)(req) if op in ("load", "trial", "time", "facts") else {"error": "error", "detail": f"unknown op {op!r}"}
+            if op not in OPS:
+                raise ValueError(f"unknown op {op!r}")
+            resp = getattr(worker, OPS[op])(req)
         except BaseException as e:  # noqa: BLE001 - candidate code can raise anything, SystemExit included
             kind, fatal = classify(e)
-            resp = {"error": kind, "detail": "".join(traceback.format_exception(e))[-8000:]}
+            with _suspended():  # formatting walks the traceback's frames, which the guard refuses the candidate
+                resp = {"error": kind, "detail": "".join(traceback.format_exception(e))[-8000:]}
             if kind == "build_error":
                 resp["log"] = e.result.log  # type: ignore[attr-defined]
-        if worker.is_candidate:
-            resp["tamper"] = tampered(worker.snapshot)
-        resp["nonce"] = req.get("nonce")  # the judge ignores reply lines without its request's nonce
-        reply(resp)
+        if worker.is_candidate and op != "sample":  # not on the timed path; patches persist until `finish`
+            resp["tamper"] = tampered(worker.snapshot) + worker.swapped()
+            if _guard is not None:
+                resp["tamper"] += [f"guard: {v}" for v in _guard.violations()]
+        resp["nonce"] = worker.nonce  # the judge ignores reply lines without its request's nonce
+        worker.reply(resp)
         if fatal:
             return
 
@@ -280,7 +361,9 @@ def serve(device: str, requests: Any, reply: Callable[[dict[str, Any]], None]) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--scratch", required=True, help="the one directory this worker writes")
     parser.add_argument("--memory-limit-gb", type=float, default=0.0, help="cap the address space (CPU target)")
+    parser.add_argument("--no-profile", dest="profile", action="store_false", help="reference workers: no profiler")
     args = parser.parse_args()
     if args.memory_limit_gb > 0:
         import resource
@@ -294,7 +377,7 @@ def main() -> None:
         proto.write(json.dumps(obj) + "\n")
         proto.flush()
 
-    serve(args.device, sys.stdin, reply)
+    serve(Worker(args.device, Path(args.scratch), args.profile, sys.stdin, reply))
     proto.close()
     os._exit(0)  # skip interpreter teardown: a broken candidate may hang or crash in destructors
 

@@ -40,3 +40,16 @@ def get_inputs():
 
 def get_init_inputs():
     return []
+
+
+# CPU sizes (docs/conventions.md): what the judge uses on a cpu target, where the stated GPU
+# sizes would take minutes of compute per evaluation.
+# 256 keys instead of 2048: outputs have std ~0.1, so ATOL 2e-3 is tighter relative to them
+# than at the stated size; the CPU reference (fp32 accumulation) is 2.3e-4 from float64.
+CPU_BATCH, CPU_HEADS, CPU_SEQ, CPU_HEAD_DIM = 2, 4, 256, 64
+FLOPS_CPU = 4 * CPU_BATCH * CPU_HEADS * CPU_SEQ * CPU_SEQ * CPU_HEAD_DIM
+
+
+def get_inputs_cpu():
+    shape = (CPU_BATCH, CPU_HEADS, CPU_SEQ, CPU_HEAD_DIM)
+    return [torch.randn(shape, dtype=torch.float16) for _ in range(3)]

@@ -28,3 +28,12 @@ def get_inputs():
 
 def get_init_inputs():
     return []
+
+
+# CPU sizes (docs/conventions.md): what the judge uses on a cpu target, where the stated GPU
+# sizes would take minutes of compute per evaluation.
+CPU_ROWS, CPU_COLS = 1024, 1024  # 4 MiB
+
+
+def get_inputs_cpu():
+    return [torch.randn(CPU_ROWS, CPU_COLS)]

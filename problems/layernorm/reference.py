@@ -32,3 +32,16 @@ def get_inputs():
 
 def get_init_inputs():
     return [(FEATURES, DIM1, DIM2)]
+
+
+# CPU sizes (docs/conventions.md): what the judge uses on a cpu target, where the stated GPU
+# sizes would take minutes of compute per evaluation.
+CPU_BATCH, CPU_FEATURES, CPU_DIM1, CPU_DIM2 = 8, 16, 64, 64  # 2 MiB, 64 Ki elements per sample
+
+
+def get_inputs_cpu():
+    return [torch.randn(CPU_BATCH, CPU_FEATURES, CPU_DIM1, CPU_DIM2)]
+
+
+def get_init_inputs_cpu():
+    return [(CPU_FEATURES, CPU_DIM1, CPU_DIM2)]

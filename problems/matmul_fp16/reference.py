@@ -35,3 +35,15 @@ def get_inputs():
 
 def get_init_inputs():
     return []
+
+
+# CPU sizes (docs/conventions.md): what the judge uses on a cpu target, where the stated GPU
+# sizes would take minutes of compute per evaluation.
+# At K = 512, |C| is about 23 (fp16 ulp 0.016): fp32-accumulated kernels still use ~5% of the
+# budget (measured against float64 on this CPU), as at the stated size.
+CPU_N = 512
+FLOPS_CPU = 2 * CPU_N**3
+
+
+def get_inputs_cpu():
+    return [torch.randn(CPU_N, CPU_N, dtype=torch.float16), torch.randn(CPU_N, CPU_N, dtype=torch.float16)]

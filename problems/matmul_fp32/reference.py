@@ -28,3 +28,13 @@ def get_inputs():
 
 def get_init_inputs():
     return []
+
+
+# CPU sizes (docs/conventions.md): what the judge uses on a cpu target, where the stated GPU
+# sizes would take minutes of compute per evaluation.
+CPU_N = 512
+FLOPS_CPU = 2 * CPU_N**3
+
+
+def get_inputs_cpu():
+    return [torch.randn(CPU_N, CPU_N), torch.randn(CPU_N, CPU_N)]

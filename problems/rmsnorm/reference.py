@@ -33,3 +33,12 @@ def get_inputs():
 
 def get_init_inputs():
     return [FEATURES, EPS]
+
+
+# CPU sizes (docs/conventions.md): what the judge uses on a cpu target, where the stated GPU
+# sizes would take minutes of compute per evaluation.
+CPU_BATCH, CPU_DIM1, CPU_DIM2 = 4, 64, 64  # 64 features as stated, 4 MiB
+
+
+def get_inputs_cpu():
+    return [torch.randn(CPU_BATCH, FEATURES, CPU_DIM1, CPU_DIM2)]

@@ -1,7 +1,12 @@
 """Local HTTP servers that speak the OpenAI and Gemini wire formats, for testing the real SDKs
 without the network. Each serves a script: a queue of steps, one per request (a reply, an HTTP
 error, a delay, a truncated body), and records every request it receives. They bind 127.0.0.1
-on a free port and run in a daemon thread; use them as context managers:
+on a free port and run in a daemon thread. Instead of a script, a `responder` may choose each
+step from the request (a scripted model that answers idea prompts with ideas and code prompts
+with code). `latency_s` delays every answer (a slow model); `api_key` makes every request
+without that key a 401; `billed` lists the usage of every complete reply sent, what a
+provider would bill. GET requests (model listings, the clients' credential check) are
+answered without a step. Use them as context managers:
 
     with FakeOpenAIServer([HttpError(429, retry_after="0"), Reply("hi")]) as server:
         client = make_client("openai:gpt-5", base_url=server.base_url)
@@ -12,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -65,10 +70,16 @@ class Received:
 class FakeServer:
     """The scripted server; subclasses render replies and errors in their API's format."""
 
-    def __init__(self, script: Iterable[Step] = (), default: Step | None = None) -> None:
+    def __init__(self, script: Iterable[Step] = (), default: Step | None = None,
+                 responder: Callable[[Received], Step] | None = None, latency_s: float = 0.0,
+                 api_key: str | None = None) -> None:
         self._script: deque[Step] = deque(script)
         self.default = default  # served once the script runs out; None -> HTTP 500
+        self.responder = responder
+        self.latency_s = latency_s
+        self.api_key = api_key
         self.requests: list[Received] = []
+        self.billed: list[tuple[int, int, int]] = []  # (input, output incl. reasoning, reasoning) per reply
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -84,14 +95,30 @@ class FakeServer:
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         raise NotImplementedError
 
+    def key_of(self, request: Received) -> str | None:
+        raise NotImplementedError
+
+    def listing_body(self, path: str) -> dict[str, Any] | None:
+        """The body for a GET of `path`, or None for a 404."""
+        raise NotImplementedError
+
+    def totals(self) -> tuple[int, int, int]:
+        """What the server billed: input, output (reasoning included) and reasoning tokens."""
+        with self._lock:
+            return tuple(sum(b[i] for b in self.billed) for i in range(3))  # type: ignore[return-value]
+
     # -- scripting ------------------------------------------------------------------------
     def push(self, *steps: Step) -> None:
         with self._lock:
             self._script.extend(steps)
 
-    def _next_step(self) -> Step | None:
+    def _next_step(self, request: Received) -> Step | None:
         with self._lock:
-            return self._script.popleft() if self._script else self.default
+            if self._script:
+                return self._script.popleft()
+        if self.responder is not None:
+            return self.responder(request)
+        return self.default
 
     @property
     def base_url(self) -> str:
@@ -117,6 +144,30 @@ class FakeServer:
             self._thread.join(timeout=5)
 
     # -- one request ----------------------------------------------------------------------
+    def _refused(self, handler: BaseHTTPRequestHandler, request: Received) -> bool:
+        if self.api_key is not None and self.key_of(request) != self.api_key:
+            self._send(handler, 401, self.error_body(401, "invalid API key"))
+            return True
+        return False
+
+    def _handle_get(self, handler: BaseHTTPRequestHandler) -> None:
+        request = Received(handler.path, {k.lower(): v for k, v in handler.headers.items()}, None)
+        with self._lock:
+            self.requests.append(request)
+        if self._refused(handler, request):
+            return
+        body = self.listing_body(handler.path.split("?")[0])
+        if body is None:
+            self._send(handler, 404, self.error_body(404, f"no route {handler.path}"))
+        else:
+            self._send(handler, 200, body)
+
+    def _reply(self, handler: BaseHTTPRequestHandler, reply: Reply, request: Received) -> None:
+        with self._lock:
+            self.billed.append((reply.input_tokens, reply.output_tokens + reply.reasoning_tokens,
+                                reply.reasoning_tokens))
+        self._send(handler, 200, self.reply_body(reply, request))
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length).decode("utf-8", "replace")
@@ -131,18 +182,22 @@ class FakeServer:
         if not self.path_ok(handler.path.split("?")[0]):
             self._send(handler, 404, self.error_body(404, f"no route {handler.path}"))
             return
-        step = self._next_step()
+        if self._refused(handler, request):
+            return
+        if self.latency_s and self._stop.wait(self.latency_s):
+            return
+        step = self._next_step(request)
         if step is None:
             self._send(handler, 500, self.error_body(500, "script exhausted"))
         elif isinstance(step, Reply):
-            self._send(handler, 200, self.reply_body(step, request))
+            self._reply(handler, step, request)
         elif isinstance(step, HttpError):
             headers = {"Retry-After": step.retry_after} if step.retry_after is not None else {}
             self._send(handler, step.status, self.error_body(step.status, step.message), headers)
         elif isinstance(step, Delay):
             if self._stop.wait(step.seconds):
                 return
-            self._send(handler, 200, self.reply_body(step.then, request))
+            self._reply(handler, step.then, request)
         elif isinstance(step, Truncated):
             full = json.dumps(self.reply_body(Reply(step.text), request)).encode()
             self._send_bytes(handler, 200, full[: len(full) // 2])
@@ -179,6 +234,9 @@ def _make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (the http.server naming)
             server._handle(self)
+
+        def do_GET(self) -> None:  # noqa: N802
+            server._handle_get(self)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output clean

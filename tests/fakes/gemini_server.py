@@ -49,5 +49,15 @@ class FakeGeminiServer(FakeServer):
             "modelVersion": model,
         }
 
+    def key_of(self, request: Received) -> str | None:
+        return request.headers.get("x-goog-api-key")
+
+    def listing_body(self, path: str) -> dict[str, Any] | None:
+        match = re.match(r"^/v1beta/models/(?P<model>[^/:]+)$", path)
+        if not match:
+            return None
+        return {"name": f"models/{match.group('model')}", "displayName": match.group("model"),
+                "supportedGenerationMethods": ["generateContent"]}
+
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         return {"error": {"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN")}}

@@ -42,5 +42,14 @@ class FakeOpenAIServer(FakeServer):
             },
         }
 
+    def key_of(self, request: Received) -> str | None:
+        auth = request.headers.get("authorization", "")
+        return auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+
+    def listing_body(self, path: str) -> dict[str, Any] | None:
+        if path != "/v1/models":
+            return None
+        return {"object": "list", "data": [{"id": "fake", "object": "model", "created": 0, "owned_by": "fake"}]}
+
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         return {"error": {"message": message, "type": "fake_error", "code": str(status)}}

@@ -30,8 +30,10 @@ class Context:
     facts: dict[str, Any]
     round: int
     best: list[dict[str, Any]]  # {"id", "source", "ms", "speedup_eager", "speedup_compile"}
-    history: list[dict[str, Any]]  # {"round", "idea", "outcome", "speedup"}
+    history: list[dict[str, Any]]  # {"round", "idea", "model", "results": [{"candidate", "outcome"}], "speedup"}
     tried: set[str]  # hashes of every source evaluated so far
+    target: str = "cuda"  # what the kernels run on: prompts fit it
+    profile: str = ""  # profiler counters of the best kernels, as the idea prompt shows them
 
 
 class Proposer(Protocol):

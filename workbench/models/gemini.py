@@ -73,6 +73,9 @@ class GeminiClient(RetryingClient):
             ),
         )
 
+    def _probe(self) -> None:
+        self._client().models.get(model=self.model)  # GET models/{model}: needs the key, no tokens
+
     def _send(
         self, messages: list[dict[str, str]], temperature: float | None, max_output_tokens: int | None
     ) -> RawReply:
@@ -86,21 +89,23 @@ class GeminiClient(RetryingClient):
             model=self.model, contents=contents, config=config
         )
 
+        usage = response.usage_metadata
+        visible = (usage.candidates_token_count or 0) if usage else 0
+        thoughts = (usage.thoughts_token_count or 0) if usage else 0
+        prompt = (usage.prompt_token_count or 0) if usage else 0
         if not response.candidates:
             blocked = getattr(response.prompt_feedback, "block_reason", None)
-            raise MalformedReply(f"reply has no candidates (block reason: {blocked})")
+            raise MalformedReply(f"reply has no candidates (block reason: {blocked})",
+                                 billed=RawReply("", self.model, prompt, visible + thoughts, thoughts))
         candidate = response.candidates[0]
         parts = (candidate.content.parts if candidate.content else None) or []
         # Thought summaries are not the answer.
         text = "".join(p.text for p in parts if p.text and not p.thought)
-        usage = response.usage_metadata
-        visible = (usage.candidates_token_count or 0) if usage else 0
-        thoughts = (usage.thoughts_token_count or 0) if usage else 0
         reason = candidate.finish_reason
         return RawReply(
             text=text,
             model=response.model_version or self.model,
-            input_tokens=(usage.prompt_token_count or 0) if usage else 0,
+            input_tokens=prompt,
             output_tokens=visible + thoughts,  # thoughts are billed as output
             reasoning_tokens=thoughts,
             finish_reason=getattr(reason, "name", None) or (str(reason) if reason else None),

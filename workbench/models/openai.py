@@ -44,6 +44,9 @@ class OpenAIClient(RetryingClient):
             max_retries=0,  # our retry loop is the only one, and it counts attempts
         )
 
+    def _probe(self) -> None:
+        self._client().models.list()  # GET /models: needs the key, costs no tokens
+
     def _send(
         self, messages: list[dict[str, str]], temperature: float | None, max_output_tokens: int | None
     ) -> RawReply:
@@ -55,10 +58,12 @@ class OpenAIClient(RetryingClient):
             params[limit] = max_output_tokens
         response = self._client().chat.completions.create(**params)
 
-        if not getattr(response, "choices", None):
-            raise MalformedReply("reply has no choices")
-        choice = response.choices[0]
         usage = response.usage
+        if not getattr(response, "choices", None):
+            raise MalformedReply("reply has no choices", billed=RawReply(
+                "", self.model, (usage.prompt_tokens or 0) if usage else 0,
+                (usage.completion_tokens or 0) if usage else 0))
+        choice = response.choices[0]
         details = getattr(usage, "completion_tokens_details", None) if usage else None
         return RawReply(
             text=choice.message.content or "",
