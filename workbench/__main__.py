@@ -168,7 +168,7 @@ def cmd_search(a: argparse.Namespace) -> int:
 
     try:
         search = Search(params, run_id=a.run_id, on_event=on_event, replay=a.replay,
-                        new_run_on_change=a.new_run_on_change)
+                        new_run_on_change=a.new_run_on_change, address=a.address)
         cleanup.hint = f"resume with: python -m workbench search {params.problem} --run-id {search.store.run_id}"
         store = search.run()
     except ModelsUnreachable as e:
@@ -230,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 sp.add_argument(flag, dest=dest, type=kind or str, default=default, help=show,
                                 choices=f.metadata.get("choices"))
+        # where to judge, not what to search: not a SearchParams field, so a run resumes anywhere
+        sp.add_argument("--address", default=None,
+                        help="judge on a Ray cluster (HEAD_IP:6379, from `ray start --head`; docs/distributed.md); "
+                             "default: every local device")
 
     s = sub.add_parser("search", help="search for a faster kernel")
     s.add_argument("problem", nargs="?", help="a problem name or file (not needed with --replay)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import time
 import traceback
@@ -111,6 +112,8 @@ def main(a: argparse.Namespace) -> int:
     runs_dir = getattr(a, "runs_dir", None)
     failures: list[dict[str, Any]] = []
     if a.cmd == "batch":
+        if getattr(a, "address", None):  # the notebooks' searches read it (workbench.search.make_pool)
+            os.environ["WORKBENCH_RAY_ADDRESS"] = a.address
         failures = run_batch(a, out, runs_dir)
         for nb in sorted(out.glob("search-*.ipynb")):
             print(f"notebook   {nb}")

@@ -13,6 +13,8 @@ or recorded twice), and a replay gets each call's reply from another run by its 
 """
 from __future__ import annotations
 
+import os
+import platform
 import threading
 import time
 from concurrent.futures import Future
@@ -122,6 +124,18 @@ def make_proposer(spec: str, p: SearchParams, book: Any) -> Proposer:
                          name=spec)
 
 
+def make_pool(params: SearchParams, address: str | None = None) -> Any:
+    """The judging pool: every local device, or a Ray cluster when an address is given (or set in
+    WORKBENCH_RAY_ADDRESS, which is how the batch passes it to its notebooks)."""
+    kwargs = dict(trials=params.trials, samples=params.samples, timeout_s=params.timeout_s, policy=params.policy)
+    address = address or os.environ.get("WORKBENCH_RAY_ADDRESS")
+    if address:
+        from workbench.ray_backend import RayEvalPool
+
+        return RayEvalPool(address, params.target, **kwargs)
+    return EvalPool(params.target, **kwargs)
+
+
 def verdict_record(v: Verdict) -> dict[str, Any]:
     sp = v.speedups()
     timing = v.timing or {}
@@ -141,7 +155,8 @@ def verdict_record(v: Verdict) -> dict[str, Any]:
             "tolerance": v.tolerance, "seconds": v.seconds,
             # fields the judge may or may not have yet
             **{k: getattr(v, k, None) for k in ("stage", "policy", "device_index", "device_name", "phases",
-                                                 "degenerate")}}
+                                                 "degenerate")},
+            "node": getattr(v, "node", None) or platform.node()}  # the Ray backend names the judging node
 
 
 class Tasks:
@@ -209,13 +224,14 @@ class Search:
     def __init__(self, params: SearchParams, run_id: str | None = None, runs_dir: str | Path | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, replay: str | Path | None = None,
-                 new_run_on_change: bool = False):
+                 new_run_on_change: bool = False, address: str | None = None):
         """`replay`: a run id (under runs_dir) or run directory whose recorded replies this run reuses
         by place, with no network. `new_run_on_change`: a changed problem starts a new run instead
         of refusing the resume."""
         from workbench.proposers.llm import CallBook
 
         self.p = params
+        self.address = address  # a Ray cluster to judge on (None: this machine's devices)
         self.problem: Problem = load_problem(problem_path(params.problem), target=params.target)
         record = {**asdict(params), "problem": problem_ref(params.problem)}
         for k in RESUME_FREE:
@@ -547,8 +563,7 @@ class Search:
     def run(self) -> RunStore:
         try:
             self.setup()
-            pool = EvalPool(self.p.target, trials=self.p.trials, samples=self.p.samples, timeout_s=self.p.timeout_s,
-                            policy=self.p.policy)
+            pool = make_pool(self.p, self.address)
             pool.eval_kwargs.update(baseline=self.state.baseline, facts=self.state.facts)
             pool.screen = self.screen_threshold if self.p.screen else None
             streaming = hasattr(pool, "session")
@@ -569,6 +584,7 @@ class Search:
                         self.emit("stopped", f"stopped-{r}", reason="stopped by the user")
                         break
                     self.close_round(r)
+            getattr(pool, "close", lambda: None)()  # a Ray pool gives its judges back
             self.save_best()
             best = self.best(1)
             self.emit("end", f"end-{len(self.store.events('start'))}", best=best[0]["id"] if best else None,
@@ -602,5 +618,6 @@ def _runs_dir() -> Path:
 
 def run_search(params: SearchParams, run_id: str | None = None, runs_dir: str | Path | None = None,
                on_event: Callable[[dict[str, Any]], None] | None = None,
-               should_stop: Callable[[], bool] | None = None, replay: str | Path | None = None) -> RunStore:
-    return Search(params, run_id, runs_dir, on_event, should_stop, replay=replay).run()
+               should_stop: Callable[[], bool] | None = None, replay: str | Path | None = None,
+               address: str | None = None) -> RunStore:
+    return Search(params, run_id, runs_dir, on_event, should_stop, replay=replay, address=address).run()
