@@ -232,7 +232,7 @@ def test_a_model_search_through_the_real_cpu_judge(tmp_path: Path):
     ideas = ["Block the loop in cache-sized chunks", "BROKEN: a variant that does not compile",
              "WRONG: a variant that drops the offset"]
     with FakeOpenAIServer(responder=scripted_model(ideas)) as server:
-        s = Search(params([f"openai:gpt-x@{server.base_url}"], ideas=3, impls=1, trials=2, samples=10),
+        s = Search(params([f"openai:gpt-x@{server.base_url}"], ideas=3, impls=1, trials=2, samples=10, screen=False),
                    run_id="real", runs_dir=tmp_path)
         s.run()
         texts = [prompt_text(r) for r in server.requests if r.body]

@@ -249,8 +249,6 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", default="outputs/notebooks")
     b.add_argument("--suite", default=None, metavar="DIR",
                    help="every KernelBench-format file under DIR: baselines, searches where possible, fast_p")
-    b.add_argument("--policy", choices=["strict", "partial"], default=None,
-                   help="judging policy for --suite (default: the file's POLICY, else strict for problems/, partial for the rest, as KernelBench)")
     suite_args(b)
     search_args(b)
 
@@ -258,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", default="outputs/notebooks")
 
     a = p.parse_args(argv)
-    if a.cmd == "eval" and (problem_with_candidate := check_candidate_file(a.candidate)):
+    if a.cmd == "eval" and not a.suite and (problem_with_candidate := check_candidate_file(a.candidate)):
         print(f"error: {problem_with_candidate}", file=sys.stderr)  # before torch is even imported
         return 2
     if hasattr(a, "target"):
@@ -275,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "search":
             from workbench.panel import problem_spec
 
-            a.problem = problem_spec(a.problem)  # stored as a name or an absolute path: resumable from anywhere
+            if a.problem:  # --replay takes its problem from the recorded run
+                a.problem = problem_spec(a.problem)  # stored as a name or an absolute path: resumable from anywhere
             return cmd_search(a)
         from workbench import batch
 

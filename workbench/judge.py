@@ -26,7 +26,7 @@ import torch
 from workbench import audit, build, verify
 from workbench.baselines import main_dtype, measure_facts, problem_bytes, time_reference  # noqa: F401 (re-exported)
 from workbench.problem import DISTRIBUTIONS, POLICIES, Problem, load_problem, make_inputs, perturb, redraw, tensor_bytes
-from workbench.timing import judge_clock_check, roofline_ms, speedup, time_remote
+from workbench.timing import device_name, judge_clock_check, roofline_ms, speedup, time_remote
 from workbench.worker_process import WorkerDied, WorkerProcess, cpu_memory_limit_gb, take_worker
 
 CHEAT_CODES = {"input_mutated", "output_aliases_input", "not_plain_tensor", "torch_compute", "library_kernel",
@@ -39,6 +39,7 @@ ERROR_STATUS = {"build_error": "build_error", "crash": "crash", "timeout": "time
 CALIBRATION_SAMPLES = 16
 CHECK_PROBABILITY = 0.15  # each timed sample's output is checked with this chance, decided after the sample
 SCREEN_SAMPLES = 10
+PARTIAL_MIN_OWN = 0.01  # under "partial", the share of the timed calls' time the candidate's own code must take
 
 
 @dataclass
@@ -250,7 +251,7 @@ def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, targe
         verdict.seconds = time.perf_counter() - t0
         return verdict
     device = device_for(target, device_index)
-    verdict.device_name = torch.cuda.get_device_name(device_index) if target == "cuda" else "cpu"
+    verdict.device_name = device_name(device)  # the name the baselines' timings carry too
     before = _digests(problem)
     with phases("worker start"):
         worker = take_worker(device, cpu_memory_limit_gb() if target == "cpu" else 0.0)
@@ -334,6 +335,9 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
     verdict.builds = resp.get("builds", verdict.builds)
     verdict.add(audit.check_runtime({"tamper": resp.get("tamper", [])}))
     verdict.add(link_audit(verdict.builds, verdict.policy))
+    if verdict.policy == "partial" and "error" not in resp and not any(b.get("ok") for b in verdict.builds):
+        verdict.add(["no_own_kernel: the candidate builds no kernel of its own (partial allows torch beside "
+                     "the candidate's kernels, not instead of them)"])
     if _error(verdict, resp) or not verdict.correct:
         _finish(worker, verdict, timeout_s, phases)
         return
@@ -393,7 +397,11 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
         verdict.timing["device"] = verdict.device_name or verdict.timing.get("device")
         _settle_clock(verdict, calls, calibration)
         if verdict.policy == "partial":
-            verdict.timing["device_share"] = device_share(calls, facts.get("own_kernels", []), verdict.target)
+            share = device_share(calls, facts.get("own_kernels", []), verdict.target)
+            verdict.timing["device_share"] = share
+            if share is not None and share["own"] < PARTIAL_MIN_OWN:
+                verdict.add([f"no_own_kernel: the candidate's own code did {100 * share['own']:.2f}% of the timed calls' "
+                             f"work (partial needs at least {100 * PARTIAL_MIN_OWN:g}%: its kernels must do real work)"])
 
 
 def link_audit(builds: list[dict[str, Any]], policy: str) -> list[str]:
@@ -465,37 +473,14 @@ def _finish(worker: WorkerProcess, verdict: Verdict, timeout_s: float,
 
 
 def audit_calls(calls: list[dict[str, Any]], facts: dict[str, Any], policy: str, target: str) -> list[str]:
-    """Reason codes from every watched call: each must pass the runtime audit on its own."""
+    """Reason codes from every watched call: each must pass the runtime audit, and all must agree
+    (a candidate whose work differs between calls is caught whichever call it behaves in)."""
     own = facts.get("own_kernels", [])
     marker = next((k["stream"] for c in calls if c["label"] == "marker" for k in c["kernels"]), None)
     threads = facts.get("threads", {})
-    codes: list[str] = []
-    for c in calls:
-        if c["label"] == "marker":
-            continue
-        f = {"aten_ops": c["aten_ops"], "kernels": c["kernels"], "marker_stream": marker, "own_kernels": own,
-             "threads_added": threads.get(c["label"], 0)}
-        found = audit.check_runtime(f, policy=policy) if _takes_policy() else audit.check_runtime(f)
-        if policy == "partial":
-            found = [x for x in found if not x.startswith("torch_compute") and not x.startswith("library_kernel")
-                     or "vendor" in x]
-            if target == "cuda" and own and not any(_is_own(k["name"], own) for k in c["kernels"]):
-                found.append(f"no_own_kernel: call {c['label']} ran none of the candidate's own kernels")
-        codes += [f"{x} (call {c['label']})" if x.split(":", 1)[0] not in {y.split(':', 1)[0] for y in codes} else x
-                  for x in found]
-    return sorted(set(codes), key=codes.index)
-
-
-def _takes_policy() -> bool:
-    import inspect
-
-    return "policy" in inspect.signature(audit.check_runtime).parameters
-
-
-def _is_own(name: str, own: list[str]) -> bool:
-    import re
-
-    return any(re.search(rf"(^|[\s:]){re.escape(o)}\s*[<(]", name) or name == o for o in own)
+    watched = [{"aten_ops": c["aten_ops"], "kernels": c["kernels"], "marker_stream": marker, "own_kernels": own,
+                "threads_added": threads.get(c["label"], 0)} for c in calls if c["label"] != "marker"]
+    return audit.check_runtime(watched, policy=policy) if watched else []
 
 
 def device_share(calls: list[dict[str, Any]], own: list[str], target: str) -> dict[str, float] | None:
@@ -506,7 +491,7 @@ def device_share(calls: list[dict[str, Any]], own: list[str], target: str) -> di
     if not timed:
         return None
     if target == "cuda":
-        mine = sum(k["dur_us"] for c in timed for k in c["kernels"] if _is_own(k["name"], own))
+        mine = sum(k["dur_us"] for c in timed for k in c["kernels"] if audit._is_own(k["name"], set(own)))
         total = sum(k["dur_us"] for c in timed for k in c["kernels"])
     else:
         total = sum(c["host_us"] for c in timed)

@@ -81,8 +81,8 @@ class SearchParams:
     tuner_seed: int = _param(0, "random seed of the offline tuner")
     policy: str | None = _param(None, "judging policy: strict | partial (default: the problem's own)",
                                 choices=("strict", "partial"))
-    screen: bool = _param(True, "judge fully only candidates whose short timing could enter the top B "
-                          "(the others end as 'screened')", flag="--screen")
+    screen: bool = _param(help="judge fully only candidates whose short timing could enter the top B (the others "
+                          "end as 'screened'; default on a GPU)", flag="--screen", factory=_cuda)
 
     def __post_init__(self) -> None:
         if not self.problem:
@@ -571,8 +571,11 @@ class Search:
                   else BatchSession(pool, self.problem, self.should_stop)) as session:
                 self.session = session
                 self.run_seeds()
-                self.close_round(0)
-                for r in range(1, self.p.rounds + 1):
+                if self.should_stop():  # seeds left unjudged stay pending: a resume judges them
+                    self.emit("stopped", "stopped-0", reason="stopped by the user")
+                else:
+                    self.close_round(0)
+                for r in range(1, self.p.rounds + 1) if not self.should_stop() else ():
                     if self.store.has(f"round-{r}"):
                         continue
                     if why := self.over_budget():
