@@ -17,24 +17,16 @@ import torch
 
 from workbench.problem import Problem, load_problem, make_inputs, tensor_bytes
 from workbench.timing import Stats, time_remote
-from workbench.worker_process import WorkerDied, WorkerProcess, take_worker
+from workbench.worker_process import WorkerDied, WorkerProcess, device_for, take_worker
 
 WARMUP = 3
-
-
-def _device(target: str, index: int) -> str:
-    if target == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("target 'cuda' needs a CUDA device; use --target cpu to run on the CPU")
-        return f"cuda:{index}"
-    return "cpu"
 
 
 def time_reference(problem: Problem | str | Path, *, target: str = "cuda", compile: bool = True,
                    samples: int = 30, device_index: int = 0, timeout_s: float = 900.0) -> dict[str, Any]:
     """Eager (and torch.compile) timings of the reference, by the candidates' protocol, in one worker each."""
     problem = (problem if isinstance(problem, Problem) else load_problem(problem)).for_target(target)
-    device = _device(target, device_index)
+    device = device_for(target, device_index)
     out: dict[str, Any] = {"device": None}
     for kind in ("eager", "compile") if compile else ("eager",):
         worker = take_worker(device, profile=False, confine=False)  # trusted code; a warm spare
@@ -76,7 +68,7 @@ def measure_facts(target: str = "cuda", device_index: int = 0, cache_dir: Path |
     from workbench.problem import REPO_ROOT
     from workbench.timing import LEAD_US, Timer
 
-    device = _device(target, device_index)
+    device = device_for(target, device_index)
     name = torch.cuda.get_device_name(device_index) if target == "cuda" else "cpu"
     # The key names everything that decides the value: machine, device, flush style, spin lead.
     key = f"{os.uname().nodename}-{name.replace(' ', '_')}-{device_index}-flush_{Timer.FLUSH}-lead_{LEAD_US:g}"

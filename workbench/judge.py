@@ -27,7 +27,7 @@ from workbench import audit, build, verify
 from workbench.baselines import main_dtype, measure_facts, problem_bytes, time_reference  # noqa: F401 (re-exported)
 from workbench.problem import DISTRIBUTIONS, POLICIES, Problem, load_problem, make_inputs, perturb, redraw, tensor_bytes
 from workbench.timing import device_name, judge_clock_check, roofline_ms, speedup, time_remote
-from workbench.worker_process import WorkerDied, WorkerProcess, cpu_memory_limit_gb, take_worker
+from workbench.worker_process import WorkerDied, WorkerProcess, cpu_memory_limit_gb, device_for, take_worker
 
 CHEAT_CODES = {"input_mutated", "output_aliases_input", "not_plain_tensor", "torch_compute", "library_kernel",
                "other_stream", "threads", "tamper", "forbidden_source", "timing_mismatch", "stale_output",
@@ -117,16 +117,6 @@ class Phases:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
-def device_for(target: str, index: int = 0) -> str:
-    if target == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("target 'cuda' needs a CUDA device; use --target cpu to run on the CPU")
-        return f"cuda:{index}"
-    if target == "cpu":
-        return "cpu"
-    raise ValueError(f"unknown target {target!r}: cuda or cpu")
-
-
 def load_output(meta: dict[str, Any], device: torch.device | str) -> torch.Tensor:
     """A candidate's output tensor from its file in the worker's scratch, onto `device`."""
     dtype = getattr(torch, meta["dtype"].split(".", 1)[1])
@@ -153,7 +143,6 @@ class Reference:
         ref = self.outputs(self.template)
         leaves = verify.tensor_leaves(ref)
         self.out_bytes = [tensor_bytes(r) for r in leaves]
-        self.scale = _rms(leaves)
         tol = verify.Tolerance(problem.atol, problem.rtol, problem.rel_l2_tol)
         for r in leaves:
             if r.is_floating_point():
@@ -172,13 +161,6 @@ class Reference:
 
     def judge(self, tree: dict[str, Any], ref: Any, tol: verify.Tolerance | None = None) -> tuple[list[str], list[dict]]:
         return verify.compare_tree(tree, ref, tol or self.tol, lambda m: load_output(m, self.device))
-
-
-def _rms(tensors: list[torch.Tensor]) -> float:
-    fl = [t.float() for t in tensors if t.is_floating_point() and t.numel()]
-    if not fl:
-        return 0.0
-    return float(torch.sqrt(sum(torch.nan_to_num(t, 0.0, 0.0, 0.0).pow(2).sum() for t in fl) / sum(t.numel() for t in fl)))
 
 
 def _all_finite(obj: Any) -> bool:
@@ -443,7 +425,9 @@ def _trial(worker: WorkerProcess, ref: Reference, verdict: Verdict, i: int, dist
             if not _all_finite(expected):
                 verdict.trials.append({"distribution": dist, "skipped": "the reference is not finite on wide inputs"})
                 return True
-            tol = ref.tol.scaled(_rms(verify.tensor_leaves(expected)) / ref.scale if ref.scale else 1.0)
+            # Heavy tails make element-wise bounds meaningless for honest low-precision arithmetic (a bf16
+            # GEMM missed by 1e3 on 1 of 65536 outputs): here finiteness and the scale-aware bound decide.
+            tol = verify.Tolerance(float("inf"), ref.tol.rtol, ref.tol.rel_l2)
         with phases("outputs to judge and compare"):
             cmp_codes, details = ref.judge(tree, expected, tol)
         if block and cmp_codes:

@@ -22,9 +22,6 @@ class Tolerance:
     tightened: list[str] = field(default_factory=list)  # why, if the problem's own check was too loose
     degenerate: list[str] = field(default_factory=list)  # trivial outputs that pass even the tightened check
 
-    def scaled(self, factor: float) -> "Tolerance":
-        """The same check with the absolute part scaled (outputs `factor` times larger)."""
-        return Tolerance(self.atol * max(1.0, factor), self.rtol, self.rel_l2, self.tightened, self.degenerate)
 
 
 @dataclass

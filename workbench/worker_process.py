@@ -218,6 +218,22 @@ def kill_spares() -> None:
     _spares.clear()
 
 
+def device_for(target: str, index: int = 0) -> str:
+    if target == "cuda":
+        if not _cuda_available():
+            raise RuntimeError("target 'cuda' needs a CUDA device; use --target cpu to run on the CPU")
+        return f"cuda:{index}"
+    if target == "cpu":
+        return "cpu"
+    raise ValueError(f"unknown target {target!r}: cuda or cpu")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def cpu_memory_limit_gb() -> float:
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
