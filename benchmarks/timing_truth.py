@@ -2,9 +2,8 @@
 
     python benchmarks/timing_truth.py [problem ...] [--runs 3] [--json notes/timing-truth.json]
 
-Per problem (its best seed), run 1 times eager and torch.compile with the judge's protocol
-(workbench.baselines) and judges the seed (workbench.judge.evaluate); runs 2.. judge the seed and
-eager again. Independently of the judge, in this process, the same calls are profiled with
+Per problem (its best seed), eager and torch.compile are timed once with the judge's protocol
+(workbench.baselines) and the seed is judged `--runs` times (workbench.judge.evaluate). Independently of the judge, in this process, the same calls are profiled with
 CUPTI (torch.profiler): fresh inputs and an L2 flush before each call, the span from the
 call's first kernel start to its last kernel end (gaps between its kernels count), median of
 `--calls`. The table: judged / CUPTI for every seed and baseline, and the spread of the judged
@@ -91,18 +90,15 @@ def main() -> None:
     rows = []
     for n in names:
         p, row = problems[n], {"problem": n, "seed": BEST[n], "runs": []}
-        for r in range(a.runs):
-            # eager and torch.compile once per problem; the seed judged in every run (the spread)
-            base = time_reference(p, target="cuda", compile=a.compile) if r == 0 else first_base
-            first_base = base
+        base = time_reference(p, target="cuda", compile=a.compile)  # once per problem
+        for r in range(a.runs):  # the seed judged in every run: the spread
             v = evaluate(p, seeds[n], target="cuda", baseline=base, facts=facts)
             row["runs"].append({"eager_ms": base.get("eager_ms"), "compile_ms": base.get("compile_ms"),
                                 "judge_seconds": v.seconds, "phases": v.phases,
                                 "kernel_ms": v.ms, "status": v.status, "reasons": v.reasons[:3],
                                 "events_ms": (v.timing or {}).get("events", {}).get("median"),
                                 "judge_excess_ms": (v.timing or {}).get("judge_excess_ms")})
-            if r == 0:
-                row["compile_ms"] = base.get("compile_ms")
+        row["compile_ms"] = base.get("compile_ms")
         row["cupti_kernel_ms"] = cupti_spans(p, seeds[n], a.calls)
         row["cupti_eager_ms"] = cupti_spans(p, None, a.calls)
         if a.compile:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import random
 import secrets
-import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
