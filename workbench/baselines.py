@@ -17,6 +17,7 @@ import torch
 
 from workbench.problem import Problem, load_problem, make_inputs, tensor_bytes
 from workbench.timing import Stats, time_remote
+from workbench.trace import timed_spans
 from workbench.worker_process import WorkerDied, WorkerProcess, device_for, take_worker
 
 WARMUP = 3
@@ -41,7 +42,8 @@ def time_reference(problem: Problem | str | Path, *, target: str = "cuda", compi
             if "error" in resp:
                 out[f"{kind}_error"] = resp.get("detail", resp["error"])[-2000:]
                 continue
-            spans = _spans(worker.request({"op": "finish"}, timeout_s=timeout_s), resp.pop("sample_labels", []))
+            calls = worker.request({"op": "finish"}, timeout_s=timeout_s).get("facts", {}).get("calls", [])
+            spans = timed_spans(calls, resp.pop("sample_labels", []))
             if spans:
                 resp["cupti"] = vars(Stats.of(spans))
                 resp["ms"] = resp["cupti"]["median"]
@@ -54,13 +56,6 @@ def time_reference(problem: Problem | str | Path, *, target: str = "cuda", compi
         finally:
             worker.kill()
     return out
-
-
-def _spans(resp: dict[str, Any], labels: list[str]) -> list[float] | None:
-    spans = {c["label"]: c["span_us"] / 1e3 for c in resp.get("facts", {}).get("calls", []) if c.get("span_us")}
-    timed = [s for s in labels if not s.startswith("warmup")]
-    values = [spans[s] for s in timed if s in spans]
-    return values if timed and len(values) >= 0.8 * len(timed) else None
 
 
 def measure_facts(target: str = "cuda", device_index: int = 0, cache_dir: Path | None = None) -> dict[str, Any]:

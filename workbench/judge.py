@@ -25,7 +25,8 @@ import torch
 from workbench import audit, build, verify
 from workbench.baselines import main_dtype, measure_facts, problem_bytes, time_reference  # noqa: F401 (re-exported)
 from workbench.problem import DISTRIBUTIONS, POLICIES, Problem, load_problem, make_inputs, perturb, redraw, tensor_bytes
-from workbench.timing import device_name, judge_clock_check, roofline_ms, speedup, time_remote
+from workbench.timing import Stats, device_name, judge_clock_check, roofline_ms, speedup, time_remote
+from workbench.trace import timed_spans
 from workbench.worker_process import WorkerDied, WorkerProcess, cpu_memory_limit_gb, device_for, take_worker
 
 CHEAT_CODES = {"input_mutated", "output_aliases_input", "not_plain_tensor", "torch_compute", "library_kernel",
@@ -178,19 +179,10 @@ def _remove_files(tree: Any) -> None:
 
 
 def _digests(problem: Problem) -> tuple[str, str]:
-    """The judge's own modules and the problem file, as they are now (a worker must not change them)."""
-    from workbench.problem import REPO_ROOT
-    import hashlib
+    """The judge's own package and the problem file, as they are now (a worker must not change them)."""
+    from workbench import sandbox
 
-    h = hashlib.sha256()
-    for p in sorted((REPO_ROOT / "workbench").rglob("*.py")):
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    try:
-        prob = hashlib.sha256(problem.path.read_bytes()).hexdigest()
-    except OSError:
-        prob = "missing"
-    return h.hexdigest(), prob
+    return sandbox.judge_digest(), sandbox.digest([problem.path])
 
 
 def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, target: str = "cuda", trials: int = 4,
@@ -490,12 +482,10 @@ def _settle_clock(verdict: Verdict, calls: list[dict[str, Any]], calibration: di
     """The judged time from the device's clock (CUPTI spans where the profiler saw kernels), and its checks."""
     t = verdict.timing
     assert t is not None
-    spans = {c["label"]: c["span_us"] / 1e3 for c in calls if c["label"].startswith("sample") and c.get("span_us")}
-    timed = [s for s in t.pop("sample_labels", []) if not s.startswith("warmup")]
-    values = [spans[s] for s in timed if s in spans]
-    t["cupti_samples"] = len(values)
-    if timed and len(values) >= 0.8 * len(timed):
-        t["cupti"] = vars(_stats(values))
+    values = timed_spans(calls, t.pop("sample_labels", []))
+    t["cupti_samples"] = len(values or [])
+    if values:
+        t["cupti"] = vars(Stats.of(values))
         t["ms"] = t["cupti"]["median"]
         t["method"] = "CUPTI span (first kernel start to last kernel end), events and the judge's clock as checks"
         if t["events"]["median"] < 0.9 * t["ms"] - 0.005:
@@ -508,7 +498,3 @@ def _settle_clock(verdict: Verdict, calls: list[dict[str, Any]], calibration: di
             verdict.add([why])
 
 
-def _stats(xs: list[float]) -> Any:
-    from workbench.timing import Stats
-
-    return Stats.of(xs)

@@ -338,8 +338,8 @@ def digest(paths: Iterable[Path]) -> str:
 
 
 def judge_digest() -> str:
-    """Digest of the judge's own modules (workbench/*.py)."""
-    return digest(sorted(Path(__file__).resolve().parent.glob("*.py")))
+    """Digest of the judge's own package (workbench/, its subpackages included)."""
+    return digest([Path(__file__).resolve().parent])
 
 
 # ---------------------------------------------------------------------------------------------

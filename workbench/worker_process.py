@@ -45,16 +45,6 @@ def _sandbox() -> Any:
     return sandbox
 
 
-def _plain_env(scratch: Path) -> dict[str, str]:
-    """The environment a worker starts with when no sandbox module is present: an allow-list."""
-    keep = ("PATH", "LANG", "LC_ALL", "TERM", "CUDA_HOME", "CUDA_PATH", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
-            "TORCH_CUDA_ARCH_LIST", "WORKBENCH_BUILD_CACHE", "MAX_JOBS", "OMP_NUM_THREADS", "PYTHONPATH",
-            "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(HOME=str(scratch), TMPDIR=str(scratch))
-    return env
-
-
 def spawn_confined(cmd: list[str], scratch: Path, stdin: Any, stdout: Any, stderr: Any,
                    confine: bool = True) -> tuple[subprocess.Popen, Any]:
     """Start `cmd` confined: the whole file system read-only but its scratch directory, no network,
@@ -78,7 +68,9 @@ def spawn_confined(cmd: list[str], scratch: Path, stdin: Any, stdout: Any, stder
         new_proc = os.environ.get("WORKBENCH_SANDBOX_NEW_PROC", "1") != "0"
         return sb.spawn(cmd, scratch=scratch, readonly=[Path("/")], env=env, stdin=stdin, stdout=stdout,
                         stderr=stderr, new_proc=new_proc)
-    env = dict(_plain_env(scratch), **common)
+    from workbench.sandbox import worker_env  # the same allow-list without the confinement
+
+    env = dict(worker_env(scratch=scratch), **common)
     proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True, env=env, cwd=scratch)
     return proc, None
 
