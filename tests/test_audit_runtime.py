@@ -64,3 +64,22 @@ def test_device_share():
 def test_bad_policy():
     with pytest.raises(ValueError):
         check_runtime([call()], policy="loose")
+
+
+def test_harness_only_calls_are_left_out_of_the_consistency_audit():
+    """The judge's clock calibration and the interleaved noop samples run a harness kernel, not the
+    candidate: on the H200 comparing them with the candidate's calls rejected every honest kernel."""
+    from workbench.judge import audit_calls
+    from workbench.timing import NOOP_LABEL
+
+    own = "relu_kernel(float const*, float*, long)"
+    fill = "void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>>"
+
+    def call(label, kernels):
+        return {"label": label, "aten_ops": [], "kernels": [{"name": k, "stream": 7, "dur_us": 1.0} for k in kernels]}
+
+    calls = [call("marker", [fill])] + [call(f"{NOOP_LABEL}-calibration{i}", [fill]) for i in range(3)] + \
+        [call(f"trial{i}", [own]) for i in range(3)] + [call("sample0", [own]), call(f"{NOOP_LABEL}0", [fill])]
+    assert audit_calls(calls, {"own_kernels": ["relu_kernel"]}, "strict", "cuda") == []
+    shifty = calls + [call("sample1", [fill])]  # a candidate call that ran only torch's kernel
+    assert any("different set of kernels" in r for r in audit_calls(shifty, {"own_kernels": ["relu_kernel"]}, "strict", "cuda"))

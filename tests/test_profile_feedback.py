@@ -59,3 +59,29 @@ def test_profile_candidate_runs_ncu_in_a_subprocess(tmp_path: Path, monkeypatch:
     late = pf.profile_candidate("softmax", "x", tmp_path / "cand.py", "cuda", use_ncu=False, timeout_s=0.01)
     assert late.tool == "torch" and "TimeoutExpired" in late.error  # said, not raised
     assert "no profile (TimeoutExpired" in pf.feedback_text([late])
+
+
+def test_profiled_call_is_confined_like_the_judge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The profiled call runs the candidate again, outside the judge: it must get no secrets and no
+    writes outside its scratch directory, as in the judge (a kernel honest while judged could leak here)."""
+    spy = tmp_path / "spy.py"
+    outside = tmp_path / "outside.txt"
+    spy.write_text(
+        "import json, os, torch\n"
+        "class ModelNew(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        seen = sorted(k for k in os.environ if 'KEY' in k)\n"
+        f"        try:\n            open({str(outside)!r}, 'w').write('x')\n        except OSError as e:\n"
+        "            seen.append('write refused')\n"
+        "        print('SPY', json.dumps(seen), flush=True)\n"
+        "    def forward(self, x):\n        return torch.relu(x)\n")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    code, out, err = pf._run_confined(pf._runner(str(Path(__file__).parent / "problems" / "relu_small"), spy,
+                                                 "cpu", torch_profiler=True), 120)
+    assert code == 0, err[-2000:]
+    line = next(ln for ln in out.splitlines() if ln.startswith("SPY"))
+    assert "OPENAI_API_KEY" not in line
+    from workbench import sandbox
+    if sandbox.available().mount_namespace:  # the read-only view; without it only the secrets are withheld
+        assert "write refused" in line and not outside.exists()

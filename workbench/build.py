@@ -290,7 +290,7 @@ def build(spec: BuildSpec, cache_dir: Path | str | None = None, timeout_s: float
                     pch_used = True
                     _torch_ninja(ninja, spec, module_name, sources, [str(pch_root)] + includes, ("-Winvalid-pch",))
         except Exception as e:  # flag logic rejected the spec (unknown arch, bad flags...)
-            return _finish(directory, spec, key, module_name, None, t0, f"{type(e).__name__}: {e}", "configure", pch_used)
+            return _finish(directory, spec, key, module_name, None, t0, _configure_hint(spec, e), "configure", pch_used)
         remaining = max(1.0, timeout_s - (time.perf_counter() - t0))
         jobs = os.environ.get("MAX_JOBS", "2")
         code, out, timed_out = _run(["ninja", "-v", "-j", jobs], directory, remaining)
@@ -298,6 +298,19 @@ def build(spec: BuildSpec, cache_dir: Path | str | None = None, timeout_s: float
         pch_used = pch_used and "extension.h.gch: not used" not in out
         error = "timeout" if timed_out else ("" if code == 0 and library.is_file() else f"exit {code}")
         return _finish(directory, spec, key, module_name, library if not error else None, t0, "\n".join(log_parts), error, pch_used)
+
+
+def _configure_hint(spec: BuildSpec, e: Exception) -> str:
+    """torch's words, plus what to do when the cause is the one every new machine meets."""
+    from torch.utils import cpp_extension
+
+    text = f"{type(e).__name__}: {e}"
+    if spec.with_cuda and cpp_extension.CUDA_HOME is None:
+        if torch.version.cuda is None:
+            return text + "\nthis torch is a CPU build: CUDA kernels need a CUDA build of torch and a GPU (or use --target cpu)"
+        return text + (f"\nno CUDA toolkit found: install nvcc for CUDA {torch.version.cuda} (torch's) and put it on "
+                       "PATH, or set CUDA_HOME to its root")
+    return text
 
 
 def _finish(directory: Path, spec: BuildSpec, key: str, module_name: str, library: Path | None, t0: float,

@@ -23,9 +23,10 @@ from typing import Any, Iterator
 import torch
 
 from workbench import audit, build, verify
+from workbench.exchange import Reader
 from workbench.baselines import main_dtype, measure_facts, problem_bytes, time_reference  # noqa: F401 (re-exported)
 from workbench.problem import DISTRIBUTIONS, POLICIES, Problem, load_problem, make_inputs, perturb, redraw, tensor_bytes
-from workbench.timing import Stats, device_name, judge_clock_check, roofline_ms, speedup, time_remote
+from workbench.timing import NOOP_LABEL, Stats, device_name, judge_clock_check, roofline_ms, speedup, time_remote
 from workbench.trace import timed_spans
 from workbench.worker_process import WorkerDied, WorkerProcess, cpu_memory_limit_gb, device_for, take_worker
 
@@ -117,20 +118,6 @@ class Phases:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
-def load_output(meta: dict[str, Any], device: torch.device | str) -> torch.Tensor:
-    """A candidate's output tensor from its file in the worker's scratch, onto `device`."""
-    dtype = getattr(torch, meta["dtype"].split(".", 1)[1])
-    numel = math.prod(meta["shape"])
-    nbytes = numel * torch.empty((), dtype=dtype).element_size()
-    path = Path(meta["path"])
-    if path.stat().st_size != nbytes:
-        raise ValueError(f"output file holds {path.stat().st_size} bytes, expected {nbytes}")
-    raw = torch.from_file(str(path), shared=False, size=nbytes, dtype=torch.uint8) if nbytes else torch.empty(0, dtype=torch.uint8)
-    out = (raw.to(torch.bool) if dtype == torch.bool else raw.view(dtype)).reshape(meta["shape"]).to(device)
-    path.unlink(missing_ok=True)
-    return out
-
-
 class Reference:
     """The reference side of one evaluation: model, template inputs, tolerances."""
 
@@ -159,23 +146,13 @@ class Reference:
             perturb(inputs, seed, *block)
         return inputs
 
-    def judge(self, tree: dict[str, Any], ref: Any, tol: verify.Tolerance | None = None) -> tuple[list[str], list[dict]]:
-        return verify.compare_tree(tree, ref, tol or self.tol, lambda m: load_output(m, self.device))
+    def judge(self, tree: dict[str, Any], ref: Any, reader: Reader,
+              tol: verify.Tolerance | None = None) -> tuple[list[str], list[dict]]:
+        return verify.compare_tree(tree, ref, tol or self.tol, lambda m: reader.load(m, self.device))
 
 
 def _all_finite(obj: Any) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in verify.tensor_leaves(obj) if t.is_floating_point())
-
-
-def _remove_files(tree: Any) -> None:
-    if isinstance(tree, dict):
-        if "path" in tree:
-            Path(tree["path"]).unlink(missing_ok=True)
-        for v in tree.values():
-            _remove_files(v)
-    elif isinstance(tree, list):
-        for v in tree:
-            _remove_files(v)
 
 
 def _digests(problem: Problem) -> tuple[str, str]:
@@ -301,7 +278,7 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
             return
         # The judge's clock, calibrated while the worker is still trusted: nothing of the candidate's loaded yet.
         calibration = time_remote(worker, CALIBRATION_SAMPLES, secrets.randbits(40), warmup=1, noop=True,
-                                  timeout_s=timeout_s) if timing else None
+                                  timeout_s=timeout_s, label="noop-calibration") if timing else None
     with phases("load and build"):
         resp = worker.request({"op": "load", "candidate": str(candidate_path.resolve()), "init_seed": init_seed},
                               timeout_s=build_timeout_s + timeout_s, on_build=_trusted_build(build_timeout_s))
@@ -332,7 +309,8 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
             return
         if i == 0 and screen_ms is not None and timing:
             with phases("screening"):
-                short = time_remote(worker, SCREEN_SAMPLES, secrets.randbits(40), warmup=1, timeout_s=timeout_s)
+                short = time_remote(worker, SCREEN_SAMPLES, secrets.randbits(40), warmup=1, timeout_s=timeout_s,
+                                    label="screen")
             if short["ms"] > screen_ms:
                 verdict.stage, verdict.status = "screen", "screened"
                 verdict.reasons.append(f"screened: {short['ms']:.4f} ms in a short timing, slower than {screen_ms:.4f} ms "
@@ -352,8 +330,7 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
                     if "output" not in out:
                         checks.append(f"stale_output: timed call {i}: no output to check")
                         return
-                    codes, _ = ref.judge(out["output"], ref.outputs(redraw(ref.template, seed, "normal")))
-                    _remove_files(out["output"])
+                    codes, _ = ref.judge(out["output"], ref.outputs(redraw(ref.template, seed, "normal")), worker.reader)
                     if codes:
                         checks.append(f"stale_output: timed call {i} returned a wrong answer ({codes[0]})")
 
@@ -401,32 +378,29 @@ def _trial(worker: WorkerProcess, ref: Reference, verdict: Verdict, i: int, dist
         resp = worker.request({"op": "trial", "seed": seed, "distribution": dist, "perturb": block, "label": f"trial{i}",
                                "poison_bytes": ref.out_bytes}, timeout_s=timeout_s)
     tree = resp.get("output", {})
-    try:
-        if _error(verdict, resp):
-            return False
-        codes = audit.check_runtime({"tamper": resp.get("tamper", [])})
-        if resp.get("input_mutated"):
-            codes.append(f"input_mutated: forward changed input(s) {resp['input_mutated']}")
-        if resp.get("aliases"):
-            codes.append(f"output_aliases_input: (output, input) pairs sharing memory {resp['aliases']}")
-        with phases("reference outputs"):
-            expected = ref.outputs(ref.inputs(seed, dist, block))
-        tol = ref.tol
-        if dist == "wide":
-            if not _all_finite(expected):
-                verdict.trials.append({"distribution": dist, "skipped": "the reference is not finite on wide inputs"})
-                return True
-            # Heavy tails make element-wise bounds meaningless for honest low-precision arithmetic (a bf16
-            # GEMM missed by 1e3 on 1 of 65536 outputs): here finiteness and the scale-aware bound decide.
-            tol = verify.Tolerance(float("inf"), ref.tol.rtol, ref.tol.rel_l2)
-        with phases("outputs to judge and compare"):
-            cmp_codes, details = ref.judge(tree, expected, tol)
-        if block and cmp_codes:
-            cmp_codes.insert(0, "stale_output: after part of the same inputs changed in place, the output did not follow")
-        verdict.trials.append({"distribution": dist, "probe": block, "codes": codes + cmp_codes, "comparisons": details})
-        verdict.add(codes + cmp_codes)
-    finally:
-        _remove_files(tree)
+    if _error(verdict, resp):
+        return False
+    codes = audit.check_runtime({"tamper": resp.get("tamper", [])})
+    if resp.get("input_mutated"):
+        codes.append(f"input_mutated: forward changed input(s) {resp['input_mutated']}")
+    if resp.get("aliases"):
+        codes.append(f"output_aliases_input: (output, input) pairs sharing memory {resp['aliases']}")
+    with phases("reference outputs"):
+        expected = ref.outputs(ref.inputs(seed, dist, block))
+    tol = ref.tol
+    if dist == "wide":
+        if not _all_finite(expected):
+            verdict.trials.append({"distribution": dist, "skipped": "the reference is not finite on wide inputs"})
+            return True
+        # Heavy tails make element-wise bounds meaningless for honest low-precision arithmetic (a bf16
+        # GEMM missed by 1e3 on 1 of 65536 outputs): here finiteness and the scale-aware bound decide.
+        tol = verify.Tolerance(float("inf"), ref.tol.rtol, ref.tol.rel_l2)
+    with phases("outputs to judge and compare"):
+        cmp_codes, details = ref.judge(tree, expected, worker.reader, tol)
+    if block and cmp_codes:
+        cmp_codes.insert(0, "stale_output: after part of the same inputs changed in place, the output did not follow")
+    verdict.trials.append({"distribution": dist, "probe": block, "codes": codes + cmp_codes, "comparisons": details})
+    verdict.add(codes + cmp_codes)
     return verdict.correct
 
 
@@ -454,7 +428,8 @@ def audit_calls(calls: list[dict[str, Any]], facts: dict[str, Any], policy: str,
     marker = next((k["stream"] for c in calls if c["label"] == "marker" for k in c["kernels"]), None)
     threads = facts.get("threads", {})
     watched = [{"aten_ops": c["aten_ops"], "kernels": c["kernels"], "marker_stream": marker, "own_kernels": own,
-                "threads_added": threads.get(c["label"], 0)} for c in calls if c["label"] != "marker"]
+                "threads_added": threads.get(c["label"], 0)} for c in calls
+               if c["label"] != "marker" and not c["label"].startswith(NOOP_LABEL)]  # harness-only calls
     return audit.check_runtime(watched, policy=policy) if watched else []
 
 

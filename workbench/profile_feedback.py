@@ -1,7 +1,8 @@
 """Profiler feedback for the next round's idea prompt: a few counters per kernel of the round's
 best candidates, measured on one call.
 
-With Nsight Compute on PATH (the GPU machine), each candidate runs once in a subprocess under
+With Nsight Compute on PATH (the GPU machine), each candidate runs once in a confined process
+(workbench.sandbox, as in the judge: no secrets, no writes outside its scratch) under
 `ncu --clock-control none --profile-from-start off --csv --metrics ...`; the runner below
 warms the kernel up outside the profiled range and opens it (cudaProfilerStart) around one
 call, so only that call's kernels are read. Without ncu, or on the cpu target, the torch
@@ -140,8 +141,27 @@ def feedback_text(profiles: list[Profile]) -> str:
 
 # -- measuring ------------------------------------------------------------------------------------------
 def _runner(problem: str, candidate: Path, target: str, torch_profiler: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "workbench.profile_feedback", "call", problem, str(candidate), "--target", target]
+    # absolute paths: the confined process starts in its own scratch directory
+    cmd = [sys.executable, "-m", "workbench.profile_feedback", "call", str(Path(problem).resolve()),
+           str(candidate.resolve()), "--target", target]
     return cmd + (["--torch"] if torch_profiler else [])
+
+
+def _run_confined(cmd: list[str], timeout_s: float) -> tuple[int, str, str]:
+    """Run the profiled call as the judge runs a candidate: confined, no secrets, its own scratch
+    directory (the candidate was judged correct, but that says nothing about what else it does)."""
+    from workbench.worker_process import end_confined, new_scratch, spawn_confined
+
+    scratch = new_scratch("profile")
+    try:
+        proc, _ = spawn_confined(cmd, scratch, subprocess.DEVNULL, subprocess.PIPE, subprocess.PIPE)
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        finally:
+            end_confined(proc)
+        return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def profile_candidate(problem: str, candidate: str, path: Path, target: str, verdict: dict[str, Any] | None = None,
@@ -157,18 +177,18 @@ def profile_candidate(problem: str, candidate: str, path: Path, target: str, ver
         cmd = [ncu or "ncu", "--clock-control", "none", "--profile-from-start", "off", "--csv",
                "--metrics", ",".join(NCU_METRICS), *cmd]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, start_new_session=True)
+        code, stdout, stderr = _run_confined(cmd, timeout_s)
     except (OSError, subprocess.TimeoutExpired) as e:
         profile.error = f"{type(e).__name__}: {e}"
         return profile
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()
-        profile.error = f"exit {done.returncode}: {tail[-1][:200] if tail else 'no output'}"
+    if code != 0:
+        tail = (stderr or stdout).strip().splitlines()
+        profile.error = f"exit {code}: {tail[-1][:200] if tail else 'no output'}"
         return profile
     if use_ncu:
-        profile.kernels = parse_ncu_csv(done.stdout)
+        profile.kernels = parse_ncu_csv(stdout)
     else:
-        line = next((ln for ln in reversed(done.stdout.splitlines()) if ln.startswith("{")), "{}")
+        line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith("{")), "{}")
         profile.kernels = [KernelCounters(k["name"], duration_us=k["us"]) for k in json.loads(line).get("kernels", [])]
     add_build_resources(profile.kernels, verdict.get("build_resources") or [])
     return profile

@@ -157,20 +157,27 @@ def _noop() -> None:
     return None
 
 
+NOOP_LABEL = "noop"  # the harness timed alone: no candidate code runs in these calls
+
+
 def time_remote(worker: Any, samples: int, seed_base: int, *, warmup: int = 3, noop: bool = False,
                 timeout_s: float = 120.0, on_sample: Callable[[int, int], None] | None = None,
-                distribution: str = "normal", max_seconds: float = 60.0, noop_every: int = 0) -> dict[str, Any]:
+                distribution: str = "normal", max_seconds: float = 60.0, noop_every: int = 0,
+                label: str = "sample") -> dict[str, Any]:
     """The judge's timing loop: one `sample` request per sample, each bracketed by this process's clock.
 
     on_sample(i, seed) runs between samples (the judge decides there whether to check sample i's
     output). `noop` times the harness alone (the calibration of the judge's clock); `noop_every`
     k > 0 interleaves such a sample after every k-th timed one, so the calibration shares the
     timed samples' moment (a loaded machine drifts). Stops early, never under MIN_SAMPLES,
-    once max_seconds is spent.
+    once max_seconds is spent. Calls are labelled `<label><i>` in the profiler's trace; harness-only
+    calls (noop) carry labels starting with NOOP_LABEL, which the audit leaves out.
     """
+    if noop and not label.startswith(NOOP_LABEL):
+        label = f"{NOOP_LABEL}-{label}"
     perf = time.perf_counter
     for w in range(warmup):
-        resp = worker.request({"op": "sample", "seed": seed_base - 1 - w, "noop": noop, "label": f"warmup{w}",
+        resp = worker.request({"op": "sample", "seed": seed_base - 1 - w, "noop": noop, "label": f"{label}-warmup{w}",
                                "distribution": distribution}, timeout_s=timeout_s)
         if "error" in resp:
             return resp
@@ -181,9 +188,9 @@ def time_remote(worker: Any, samples: int, seed_base: int, *, warmup: int = 3, n
     noops: list[float] = []
     t_start = perf()
     for i in range(samples):
-        label = f"sample{i}"
+        name = f"{label}{i}"
         t0 = perf()
-        resp = worker.request({"op": "sample", "seed": seed_base + i, "noop": noop, "label": label,
+        resp = worker.request({"op": "sample", "seed": seed_base + i, "noop": noop, "label": name,
                                "distribution": distribution}, timeout_s=timeout_s)
         seen = (perf() - t0) * 1e3
         if "error" in resp:
@@ -195,12 +202,12 @@ def time_remote(worker: Any, samples: int, seed_base: int, *, warmup: int = 3, n
         events.append(ev)
         walls.append(wall)
         judge.append(seen)
-        labels.append(label)
+        labels.append(name)
         if on_sample is not None:
             on_sample(i, seed_base + i)
         if noop_every and (i + 1) % noop_every == 0:
             t0 = perf()
-            resp = worker.request({"op": "sample", "seed": seed_base + i, "noop": True, "label": f"noop{i}",
+            resp = worker.request({"op": "sample", "seed": seed_base + i, "noop": True, "label": f"{NOOP_LABEL}{i}",
                                    "distribution": distribution}, timeout_s=timeout_s)
             if "error" in resp:
                 return resp

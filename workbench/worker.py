@@ -40,11 +40,10 @@ from torch.profiler import profile as make_profile
 
 # Everything the harness needs is bound here, before the candidate exists: once the guard is
 # armed, the harness's modules leave sys.modules and an import of them is refused.
-from workbench import audit, build, timing, verify
+from workbench import audit, build, exchange, timing, verify
 from workbench import problem as problems
 from workbench.trace import call_facts
 
-_counter = itertools.count()
 _THIS = sys.modules[__name__]
 try:  # the runtime guard (PEP 578 audit hook); the worker runs without it only while it is being written
     from workbench import guard as _guard
@@ -115,6 +114,7 @@ class Worker:
         self.torch = torch
         self.device = torch.device(device)
         self.scratch = scratch
+        self.slots = exchange.Slots(scratch, pin=self.device.type == "cuda")
         self.requests, self.reply = requests, reply
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -173,22 +173,16 @@ class Worker:
             self.threads[label] = added
 
     def _write(self, out: Any) -> dict[str, Any]:
-        """The output tree, every plain tensor's bytes in a scratch file the judge reads."""
+        """The output tree, every plain tensor's bytes in its slot file of the scratch (workbench.exchange)."""
         torch = self.torch
+        position = itertools.count()
 
         def leaf(t: Any) -> dict[str, Any]:
             if type(t) is not torch.Tensor or t.layout != torch.strided:
                 return {}
             flat = t.detach().contiguous().reshape(-1)
-            nbytes = flat.numel() * flat.element_size()
-            path = self.scratch / f"out-{next(_counter)}.bin"
-            with open(path, "wb") as f:
-                f.truncate(nbytes)
-            if nbytes:
-                dst = torch.from_file(str(path), shared=True, size=nbytes, dtype=torch.uint8)
-                dst.copy_(flat.view(torch.uint8) if flat.dtype != torch.bool else flat.to(torch.uint8))
-                del dst
-            return {"path": str(path)}
+            flat = flat.view(torch.uint8) if flat.dtype != torch.bool else flat.to(torch.uint8)
+            return {"path": self.slots.put(next(position), flat)}
 
         return verify.describe_tree(out, leaf)
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from workbench import exchange
 from workbench.problem import REPO_ROOT
 
 SCRATCH_ROOT = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
@@ -107,6 +108,7 @@ class WorkerProcess:
             cmd.append("--no-profile")
         self.proc, self.confinement = spawn_confined(cmd, self.scratch, subprocess.PIPE, subprocess.PIPE, self.log,
                                                      confine=confine)
+        self.reader = exchange.Reader(self.scratch)  # its output files, mapped on the judge's side
         self.ready = False
         self.forged = 0  # reply lines that did not carry the request's nonce: written by the candidate
         self.builds_asked = 0
@@ -183,6 +185,7 @@ class WorkerProcess:
         try:
             end_confined(self.proc)
         finally:
+            self.reader.close()
             self.log.close()
             self.log_path.unlink(missing_ok=True)
             shutil.rmtree(self.scratch, ignore_errors=True)

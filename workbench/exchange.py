@@ -1,0 +1,110 @@
+"""How a candidate's output bytes reach the judge: one file per output slot in the worker's scratch.
+
+The worker keeps one file per (output position, size) and rewrites it for every output it hands
+over; the judge maps the same file. On CUDA both sides page-lock their mapping once
+(cudaHostRegister), so each transfer is a DMA copy: a 1 GiB softmax output took ~0.8 s each way
+through fresh, pageable files on the H200, and there were about a dozen per evaluation.
+
+What the judge compares is its own device copy, taken when the reply arrives: the candidate's
+process can rewrite the file at any time, but only before the judge copies it, and then it only
+chooses its own answer. A file the candidate truncates cannot fault the judge: pages it has
+registered stay pinned (the DMA engine reads them, the CPU never does), and a file that is not a
+regular file of the right size inside the worker's scratch is refused before it is mapped.
+"""
+from __future__ import annotations
+
+import math
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _register(t: torch.Tensor) -> bool:
+    """Page-lock a mapped tensor's memory (CUDA only); False where it cannot be."""
+    if not torch.cuda.is_available() or t.numel() == 0:
+        return False
+    err = torch.cuda.cudart().cudaHostRegister(t.data_ptr(), t.numel() * t.element_size(), 0)
+    return int(getattr(err, "value", err)) == 0  # a cudaError enum
+
+
+def _unregister(t: torch.Tensor) -> None:
+    torch.cuda.cudart().cudaHostUnregister(t.data_ptr())
+
+
+class Slots:
+    """The worker's side: a mapped (and on CUDA page-locked) file per output position and size."""
+
+    def __init__(self, scratch: Path, pin: bool):
+        self.scratch, self.pin = scratch, pin
+        self.maps: dict[tuple[int, int], tuple[Path, torch.Tensor]] = {}
+
+    def put(self, position: int, flat_bytes: torch.Tensor) -> str:
+        nbytes = flat_bytes.numel()
+        key = (position, nbytes)
+        if key not in self.maps:
+            path = self.scratch / f"out-{position}-{nbytes}.bin"
+            with open(path, "wb") as f:
+                f.truncate(nbytes)
+            mapped = torch.from_file(str(path), shared=True, size=nbytes, dtype=torch.uint8) if nbytes else \
+                torch.empty(0, dtype=torch.uint8)
+            if self.pin:
+                _register(mapped)
+            self.maps[key] = (path, mapped)
+        path, mapped = self.maps[key]
+        if nbytes:
+            mapped.copy_(flat_bytes)
+        return str(path)
+
+
+class Reader:
+    """The judge's side for one worker: maps its slot files once and copies them onto the device."""
+
+    def __init__(self, scratch: Path):
+        self.scratch = scratch.resolve()
+        self.maps: dict[tuple[str, int, int], tuple[torch.Tensor, bool]] = {}
+
+    def _checked(self, meta: dict[str, Any], nbytes: int) -> Path:
+        path = Path(meta["path"])
+        if path.parent.resolve() != self.scratch:
+            raise ValueError(f"output file {path} is not in the worker's scratch directory")
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"output file {path.name} is not a regular file")
+        if st.st_size != nbytes:
+            raise ValueError(f"output file holds {st.st_size} bytes, expected {nbytes}")
+        return path
+
+    def load(self, meta: dict[str, Any], device: torch.device | str) -> torch.Tensor:
+        dtype = getattr(torch, meta["dtype"].split(".", 1)[1])
+        numel = math.prod(meta["shape"])
+        nbytes = numel * torch.empty((), dtype=dtype).element_size()
+        if nbytes == 0:
+            raw = torch.empty(0, dtype=torch.uint8)
+        elif torch.device(device).type == "cuda":
+            path = self._checked(meta, nbytes)
+            key = (str(path), os.lstat(path).st_ino, nbytes)
+            if key not in self.maps:
+                mapped = torch.from_file(str(path), shared=True, size=nbytes, dtype=torch.uint8)
+                if not _register(mapped):
+                    raise ValueError(f"output file {path.name} could not be page-locked (changed while mapped?)")
+                self.maps[key] = (mapped, True)
+            raw = torch.empty(nbytes, dtype=torch.uint8, device=device)
+            raw.copy_(self.maps[key][0])  # DMA from the pinned pages; the CPU never touches the mapping
+        else:  # read into private memory: a later truncation cannot fault a read that is done
+            path = self._checked(meta, nbytes)
+            buf = bytearray(nbytes)
+            with open(path, "rb", buffering=0) as f:
+                if f.readinto(buf) != nbytes:
+                    raise ValueError(f"output file {path.name} shrank while it was read")
+            raw = torch.frombuffer(buf, dtype=torch.uint8)
+        out = raw.to(torch.bool) if dtype == torch.bool else raw.view(dtype)
+        return out.reshape(meta["shape"]).to(device)
+
+    def close(self) -> None:
+        for mapped, registered in self.maps.values():
+            if registered:
+                _unregister(mapped)
+        self.maps.clear()
