@@ -85,3 +85,15 @@ def test_profiled_call_is_confined_like_the_judge(tmp_path: Path, monkeypatch: p
     from workbench import sandbox
     if sandbox.available().mount_namespace:  # the read-only view; without it only the secrets are withheld
         assert "write refused" in line and not outside.exists()
+
+
+def test_profiled_call_loads_a_built_extension_from_the_read_only_cache():
+    """The confined call must find the judge's build, not try to lock or write the cache (on the
+    H200 every profile failed with EROFS on the cache's lock file)."""
+    from workbench.pool import prebuild
+
+    tests = Path(__file__).parent
+    cand = tests / "candidates" / "cpu" / "relu_small.py"
+    assert not prebuild(cand, 300).get("error")
+    prof = pf.profile_candidate(str(tests / "problems" / "relu_small"), "relu", cand, "cpu", use_ncu=False)
+    assert not prof.error and prof.kernels, prof.error
