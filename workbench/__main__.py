@@ -122,6 +122,7 @@ def cmd_search(a: argparse.Namespace) -> int:
 
     from workbench import cleanup
     from workbench.problem import load_problem
+    from workbench.progress import CandidateCount
     from workbench.search import ModelsUnreachable, Search, SearchParams
     from workbench.store import RunStore, problem_path
 
@@ -141,8 +142,8 @@ def cmd_search(a: argparse.Namespace) -> int:
     else:
         params = search_params(a, a.problem)
     problem = load_problem(problem_path(params.problem), target=params.target)  # a bad path fails here, before the bar draws
-    total = len(problem.seeds()) + params.rounds * params.ideas * params.impls
-    bar = tqdm(total=total, desc=f"search {problem.name}", unit="cand")
+    count = CandidateCount(len(problem.seeds()), params.rounds, params.ideas, params.impls)
+    bar = tqdm(total=count.total, desc=f"search {problem.name}", unit="cand")
     search: Any = None
 
     def status() -> str:
@@ -153,6 +154,11 @@ def cmd_search(a: argparse.Namespace) -> int:
         return f"calls in flight {flying}, tokens {t['input_tokens'] + t['output_tokens']}, ${t['cost_usd']:.4f}"
 
     def on_event(ev: dict[str, Any]) -> None:
+        if count.update(ev):
+            bar.total = count.total
+            bar.refresh()
+        if ev["type"] == "candidate" and ev.get("failed"):
+            tqdm.write(f"NOTE: {ev['candidate']} was not made: {ev.get('error', '')}"[:300], file=sys.stderr)
         if ev["type"] == "verdict":
             bar.update(1)
             bar.set_postfix_str(f"{ev['candidate']} {ev['status']} {fmt_ms(ev.get('ms'))} ms; {status()}")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from workbench import report
+from workbench.progress import CandidateCount
 
 TABLE_ROWS = 12
 CSS_COLOURS = {"correct": "green", "pending": "gray", "model_error": "gray", "build_error": "darkorange"}
@@ -159,14 +160,19 @@ class SearchPanel:
                             target=self.target.value, **self.search_kwargs)
 
     def expected_total(self, params: Any) -> int:
+        return self.count_for(params).total
+
+    @staticmethod
+    def count_for(params: Any) -> CandidateCount:
         try:
             n_seeds = seed_count(params.problem, params.target)
         except Exception:  # a problem that does not load: Start reports it
             n_seeds = 0
-        return n_seeds + params.rounds * params.ideas * params.impls
+        return CandidateCount(n_seeds, params.rounds, params.ideas, params.impls)
 
     def reset(self, params: Any = None, run_id: str | None = None, run_dir: Path | None = None) -> None:
         self.log = EventLog(run_id or "live", asdict(params) if params is not None else {}, run_dir)
+        self.count = self.count_for(params) if params is not None else None
         if params is not None and not self._fixed_total:
             self.progress.max = max(1, self.expected_total(params))
         self.progress.value = 0
@@ -271,6 +277,8 @@ class SearchPanel:
     def on_event(self, ev: dict[str, Any]) -> None:
         self.log.add(ev)
         t = ev.get("type")
+        if getattr(self, "count", None) is not None and self.count.update(ev) and not self._fixed_total:
+            self.progress.max = max(1, self.count.total)
         if t == "verdict":
             verdicts = [v for v in self.log.events("verdict") if not report.unjudged(v)]  # a stop's: still pending
             judged = len(verdicts)
@@ -376,10 +384,13 @@ def run(params: Any, run_id: str | None = None, runs_dir: str | Path | None = No
 
     from workbench.search import run_search
 
-    bar = tqdm(total=seed_count(params.problem, params.target) + params.rounds * params.ideas * params.impls,
-               desc=f"search {params.problem}", unit="cand")
+    count = CandidateCount(seed_count(params.problem, params.target), params.rounds, params.ideas, params.impls)
+    bar = tqdm(total=count.total, desc=f"search {params.problem}", unit="cand")
 
     def on_event(ev: dict[str, Any]) -> None:
+        if count.update(ev):
+            bar.total = count.total
+            bar.refresh()
         if ev["type"] == "verdict":
             bar.update(1)
             bar.set_postfix_str(f"{ev['candidate']} {ev['status']}")
