@@ -530,6 +530,8 @@ class Search:
         """Counters of the kernels that seed round r+1, each profiled once, for its idea prompt."""
         if self.p.profile_kernels <= 0 or self.store.has(f"profile-r{r}"):
             return
+        if all(m == "tuner" for m in self.p.models):  # no prompt to put it in: 5-10 s a round on the H200 for nothing
+            return
         from workbench import profile_feedback as pf
 
         profiles = []
