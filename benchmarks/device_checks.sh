@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The GPU checks the open issues need, grouped so each group fits one 10-minute device call.
+#   bash benchmarks/device_checks.sh judge|search|kernelbench|tuner [more groups...]
+#   judge        prebuild, then pytest -m gpu (judge, sandbox, link audit), then timing_truth of 3 seeds
+#   search       make run (softmax, tuner, 5 rounds: time, candidates per round, best) and a
+#                2-round scripted-model search whose idea prompts carry profiler feedback
+#   kernelbench  benchmarks/kernelbench_gpu.sh (needs .kb/, see docs/kernelbench.md)
+#   tuner        benchmarks/tuner_vs_sweep.py for softmax, layernorm, matmul_fp16 (resumable)
+# Logs go to $OUT (or outputs/device_checks); each step has its own time limit, so a slow step
+# leaves the others their time. Wheels the machine lacks are installed from .whl/ when present.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-outputs/device_checks}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+S=$(date +%s)
+say() { echo "[$(( $(date +%s) - S ))s] $*"; }
+step() {  # step NAME SECONDS CMD...: run CMD with a limit, log to $OUT/NAME.log, print its tail
+    local name=$1 limit=$2; shift 2
+    say "$name (limit ${limit}s)"
+    timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+    local rc=$?
+    echo "rc $rc" >> "$OUT/$name.log"
+    grep -v -i "warn" "$OUT/$name.log" | tr '\r' '\n' | grep -v "cand/s\]$" | tail -"${TAIL:-8}"
+    return $rc
+}
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --find-links .whl optuna pytest-timeout papermill ipykernel ipywidgets \
+        nbconvert openai google-genai > "$OUT/pip.log" 2>&1 || echo "pip from .whl failed (see $OUT/pip.log)"
+fi
+for group in "$@"; do
+    case $group in
+    judge)
+        step prebuild 150 python3 -c "
+from pathlib import Path
+from workbench.pool import prebuild_all
+ps = sorted(Path('tests/candidates/cuda').glob('*.py')) + sorted(Path('problems').glob('*/seeds/*.py'))
+r = prebuild_all(ps, workers=max(1, __import__('os').cpu_count() - 1))
+print('prebuilt', len(ps), 'failed', [p.name for p, x in zip(ps, r) if x.get('error') or any(not b['ok'] for b in x.get('builds', []))])"
+        step pytest-gpu 300 python3 -m pytest -q -m gpu tests/test_judge_gpu.py tests/test_sandbox.py \
+            tests/test_audit_link.py -p no:cacheprovider --timeout 120
+        step timing-truth 150 python3 benchmarks/timing_truth.py softmax layernorm matmul_fp16 --runs 3 --calls 20 \
+            --json "$OUT/timing-truth.json" ;;
+    search)
+        TAIL=14 step make-run 300 make run PY=python3
+        TAIL=14 step play-search 240 python3 -m tests.fakes.play_search softmax --rounds 2 --target cuda
+        tar czf "$OUT/runs.tgz" --exclude='*.so' outputs/runs 2>/dev/null ;;
+    kernelbench)
+        TAIL=40 step kernelbench 590 bash benchmarks/kernelbench_gpu.sh ;;
+    tuner)
+        TAIL=12 step tuner-vs-sweep 590 python3 benchmarks/tuner_vs_sweep.py --time-limit 420 \
+            --json "$OUT/tuner-vs-sweep.json" ;;
+    *) echo "unknown group $group (judge|search|kernelbench|tuner)" >&2; exit 2 ;;
+    esac
+done
+say done
