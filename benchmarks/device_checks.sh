@@ -7,7 +7,7 @@
 #   kernelbench  benchmarks/kernelbench_gpu.sh (needs .kb/, see docs/kernelbench.md)
 #   tuner        benchmarks/tuner_vs_sweep.py for softmax, layernorm, matmul_fp16 (resumable)
 # Logs go to $OUT (or outputs/device_checks); each step has its own time limit, so a slow step
-# leaves the others their time. Wheels the machine lacks are installed from .whl/ when present.
+# leaves the others their time. When a module is missing, wheels are installed from .whl/ if present.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/device_checks}
@@ -24,7 +24,7 @@ step() {  # step NAME SECONDS CMD...: run CMD with a limit, log to $OUT/NAME.log
     grep -v -i "warn" "$OUT/$name.log" | tr '\r' '\n' | grep -v "cand/s\]$" | tail -"${TAIL:-8}"
     return $rc
 }
-if [ -d .whl ]; then
+if [ -d .whl ] && ! python3 -c "import optuna, pytest_timeout, papermill, ipykernel, ipywidgets, nbconvert, openai, google.genai" 2>/dev/null; then
     python3 -m pip install -q --no-index --find-links .whl optuna pytest-timeout papermill ipykernel ipywidgets \
         nbconvert openai google-genai > "$OUT/pip.log" 2>&1 || echo "pip from .whl failed (see $OUT/pip.log)"
 fi
