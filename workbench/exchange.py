@@ -22,6 +22,9 @@ from typing import Any
 import torch
 
 
+MAX_PINNED = 16  # mapped files the judge keeps page-locked per worker (an honest output tree has a few)
+
+
 def _register(t: torch.Tensor) -> bool:
     """Page-lock a mapped tensor's memory (CUDA only); False where it cannot be."""
     if not torch.cuda.is_available() or t.numel() == 0:
@@ -64,7 +67,7 @@ class Reader:
 
     def __init__(self, scratch: Path):
         self.scratch = scratch.resolve()
-        self.maps: dict[tuple[str, int, int], tuple[torch.Tensor, bool]] = {}
+        self.maps: dict[str, tuple[tuple[int, int], torch.Tensor]] = {}  # path -> ((inode, size), pinned map)
 
     def _checked(self, meta: dict[str, Any], nbytes: int) -> Path:
         path = Path(meta["path"])
@@ -85,14 +88,19 @@ class Reader:
             raw = torch.empty(0, dtype=torch.uint8)
         elif torch.device(device).type == "cuda":
             path = self._checked(meta, nbytes)
-            key = (str(path), os.lstat(path).st_ino, nbytes)
-            if key not in self.maps:
+            ident = (os.lstat(path).st_ino, nbytes)
+            held = self.maps.get(str(path))
+            if held is None or held[0] != ident:  # new, or replaced by the candidate: one pinned map per path
+                if held is not None:
+                    _unregister(self.maps.pop(str(path))[1])
                 mapped = torch.from_file(str(path), shared=True, size=nbytes, dtype=torch.uint8)
                 if not _register(mapped):
                     raise ValueError(f"output file {path.name} could not be page-locked (changed while mapped?)")
-                self.maps[key] = (mapped, True)
+                self.maps[str(path)] = (ident, mapped)
+                while len(self.maps) > MAX_PINNED:  # a candidate naming new files each time pins no more than this
+                    _unregister(self.maps.pop(next(iter(self.maps)))[1])
             raw = torch.empty(nbytes, dtype=torch.uint8, device=device)
-            raw.copy_(self.maps[key][0])  # DMA from the pinned pages; the CPU never touches the mapping
+            raw.copy_(self.maps[str(path)][1])  # DMA from the pinned pages; the CPU never touches the mapping
         else:  # read into private memory: a later truncation cannot fault a read that is done
             path = self._checked(meta, nbytes)
             buf = bytearray(nbytes)
@@ -104,7 +112,6 @@ class Reader:
         return out.reshape(meta["shape"]).to(device)
 
     def close(self) -> None:
-        for mapped, registered in self.maps.values():
-            if registered:
-                _unregister(mapped)
+        for _, mapped in self.maps.values():
+            _unregister(mapped)
         self.maps.clear()
