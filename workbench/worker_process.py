@@ -214,7 +214,9 @@ def take_worker(device: str, memory_limit_gb: float = 0.0, profile: bool = True,
             w = None
     if w is None:
         w = WorkerProcess(device, memory_limit_gb, profile, confine)
-    while len(waiting) < max(1, SPARES["cuda" if device.startswith("cuda") else "cpu"]):
+    # reference workers (trusted, unconfined) are taken twice per problem: one spare is plenty
+    want = SPARES["cuda" if device.startswith("cuda") else "cpu"] if confine else 1
+    while len(waiting) < max(1, want):
         waiting.append(WorkerProcess(device, memory_limit_gb, profile, confine))
     return w
 
