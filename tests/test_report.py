@@ -18,7 +18,8 @@ def add_cand(store, cid, rnd, parent=None, idea=None, status="correct", ms=None,
     """A candidate and its verdict; its timing samples span p10..p90 = ms * (1 -/+ spread/2)."""
     if not failed:
         store.save_source(cid, SRC.format(cid=cid))
-    store.append("candidate", f"cand-{cid}", candidate=cid, round=rnd, idea=idea, model="tuner", parent=parent,
+    model = extra.pop("model", "openai:x" if failed else "tuner")  # a candidate never made: a model's failure
+    store.append("candidate", f"cand-{cid}", candidate=cid, round=rnd, idea=idea, model=model, parent=parent,
                  failed=failed, usage={"input_tokens": 10, "output_tokens": 5}, **extra)
     if failed:
         return
@@ -300,3 +301,21 @@ def test_reads_a_real_run_log():
         pytest.skip("no smoke run here")
     rows = report.summary([RunStore(run)])
     assert rows[0]["problem"] == "scale_rows" and rows[0]["candidates"] >= 2
+
+
+def test_a_used_up_tuner_space_is_no_failure_and_screened_kernels_are_drawn(tmp_path):
+    """make run on the H200: the tuner had nothing left to try for 3 candidates, and 10 of 21 were
+    screened out; the report had called the first 'model' failures and drawn none of the second."""
+    store = make_run(tmp_path, "tuner-done")
+    before = report.failure_counts(store)
+    add_cand(store, "r3-i0-m1", 3, failed=True, model="tuner", error="the space is exhausted (21 points)")
+    store.append("candidate", "cand-r3-s", candidate="r3-s", round=3, idea=None, model="tuner", parent=None)
+    store.append("verdict", "verdict-r3-s", candidate="r3-s", status="screened", stage="screen", codes=[],
+                 reasons=["screened: slower in a short timing"], ms=0.9, speedup_eager=2.0 / 0.9)
+    assert report.failure_counts(store) == before
+    rows = {r["candidate"]: r for r in report.candidates(store)}
+    assert rows["r3-i0-m1"]["status"] == "not_made" and rows["r3-i0-m1"]["kind"] is None
+    assert report.screened_only(rows["r3-s"]) and not report.eligible(rows["r3-s"])
+    fig = report.plot_trajectory(store)
+    labels = [t.get_text() for a in fig.axes if a.get_legend() for t in a.get_legend().get_texts()]
+    assert "screened out (short timing)" in labels

@@ -83,7 +83,9 @@ def candidates(store: RunStore) -> list[dict[str, Any]]:
     rows = []
     for c in store.events("candidate"):
         v = verdicts.get(c["candidate"])
-        status = v["status"] if v else ("model_error" if c.get("failed") else "pending")
+        # never made: a model that gave no code failed; a tuner with nothing left to try did not
+        not_made = "not_made" if c.get("model") == "tuner" else "model_error"
+        status = v["status"] if v else (not_made if c.get("failed") else "pending")
         timing = (v or {}).get("timing") or {}
         device = (v or {}).get("device_name") or timing.get("device")
         # A ratio against a baseline timed on another device model means nothing: drop it.
@@ -109,6 +111,11 @@ def candidates(store: RunStore) -> list[dict[str, Any]]:
 def eligible(row: dict[str, Any]) -> bool:
     """May this candidate be called the best: correct, fully judged (not screening only), timed comparably."""
     return row["correct"] and row["stage"] != "screen" and row["comparable"] and row["ms"] is not None
+
+
+def screened_only(row: dict[str, Any]) -> bool:
+    """Passed one trial but was slower in a short timing than the kernels kept: never judged in full."""
+    return row["status"] == "screened" or (row["correct"] and row["stage"] == "screen")
 
 
 def pick_best(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -234,7 +241,11 @@ def plot_trajectory(store: RunStore, ax: Any = None, title: str | None = None, s
     rows = candidates(store)
     traj = trajectory(store)
     ok = [r for r in rows if eligible(r) and r["speedup_eager"] is not None]
+    screened = [r for r in rows if screened_only(r) and r["speedup_eager"] is not None]
     bad = [r for r in rows if r["kind"]]
+    if screened:  # correct on one trial, slower in a short timing than the kernels kept: not judged in full
+        ax.scatter([r["round"] for r in screened], [r["speedup_eager"] for r in screened], s=28, facecolors="none",
+                   edgecolors="tab:gray", label="screened out (short timing)", zorder=3)
     for noisy, colour, label in ((False, "tab:green", "correct"), (True, "tab:olive", "correct, noisy timing")):
         pts = [r for r in ok if r["noisy"] == noisy]
         if pts:
@@ -251,7 +262,7 @@ def plot_trajectory(store: RunStore, ax: Any = None, title: str | None = None, s
                         fontsize=7, annotation_clip=True, clip_on=True)
     ax.axhline(1.0, color="gray", ls="--", lw=1)
     if ok:
-        values = [r["speedup_eager"] for r in ok] + [1.0]
+        values = [r["speedup_eager"] for r in ok + screened] + [1.0]
         ax.set_yscale("log")
         ax.set_ylim(min(values) / 1.3, max(values) * 1.6)  # head room for the idea labels, inside the axes
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -377,7 +388,7 @@ def best_kernel(store: RunStore) -> dict[str, Any]:
     device = baseline_device(store)
     state = run_state(store)
     if best is None:
-        screened = sum(1 for r in rows_all if r["correct"] and r["stage"] == "screen")
+        screened = sum(1 for r in rows_all if screened_only(r))
         why = "no correct kernel" + (f" judged in full ({screened} passed the screening stage only)" if screened else "")
         return {"candidate": None, "source": None, "rows": [], "device": device, "state": state,
                 "failures": failures(store)[:20], "compile_error": baseline.get("compile_error"),
