@@ -97,3 +97,21 @@ def test_profiled_call_loads_a_built_extension_from_the_read_only_cache():
     assert not prebuild(cand, 300).get("error")
     prof = pf.profile_candidate(str(tests / "problems" / "relu_small"), "relu", cand, "cpu", use_ncu=False)
     assert not prof.error and prof.kernels, prof.error
+
+
+def test_when_ncu_reads_nothing_the_torch_profiler_stands_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Nsight Compute may be refused its counters inside the confinement: the prompt still gets times, and why."""
+    from workbench.pool import prebuild
+
+    fake = tmp_path / "ncu"
+    fake.write_text("#!/bin/sh\necho '==ERROR== ERR_NVGPUCTRPERM - no permission to access GPU counters' >&2\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    tests = Path(__file__).parent
+    cand = tests / "candidates" / "cpu" / "relu_small.py"
+    assert not prebuild(cand, 300).get("error")
+    prof = pf.profile_candidate(str(tests / "problems" / "relu_small"), "relu", cand, "cpu", use_ncu=True)
+    assert prof.tool == "torch" and prof.kernels and not prof.error
+    assert "ERR_NVGPUCTRPERM" in prof.note
+    assert "torch profiler (times only; Nsight Compute read nothing (exit 1: ==ERROR== ERR_NVGPUCTRPERM" in \
+        pf.feedback_text([prof])

@@ -57,6 +57,7 @@ class Profile:
     ms: float | None = None
     roofline_fraction: float | None = None
     error: str = ""
+    note: str = ""  # said beside the counters (a fallback from Nsight Compute to the torch profiler)
 
 
 def _number(text: str) -> float | None:
@@ -121,7 +122,8 @@ def feedback_text(profiles: list[Profile]) -> str:
         if p.error or not p.kernels:
             lines.append(f"{head}: no profile ({p.error or 'no kernel launches recorded'})")
             continue
-        lines.append(f"{head}, {'Nsight Compute' if p.tool == 'ncu' else 'torch profiler (times only)'}:")
+        tool = "Nsight Compute" if p.tool == "ncu" else "torch profiler (times only" + (f"; {p.note}" if p.note else "") + ")"
+        lines.append(f"{head}, {tool}:")
         for k in p.kernels[:4]:
             parts = []
             if p.tool == "ncu":
@@ -166,32 +168,54 @@ def _run_confined(cmd: list[str], timeout_s: float) -> tuple[int, str, str]:
 
 def profile_candidate(problem: str, candidate: str, path: Path, target: str, verdict: dict[str, Any] | None = None,
                       timeout_s: float = PROFILE_TIMEOUT_S, use_ncu: bool | None = None) -> Profile:
-    """One candidate's profile; `use_ncu` None means: when the target is cuda and ncu is on PATH."""
+    """One candidate's profile; `use_ncu` None means: when the target is cuda and ncu is on PATH.
+    When Nsight Compute reads nothing (it may not be allowed its counters inside the confinement),
+    the torch profiler's times stand in, and the profile says why."""
     verdict = verdict or {}
     ncu = shutil.which("ncu")
     use_ncu = (target == "cuda" and ncu is not None) if use_ncu is None else use_ncu
     profile = Profile(candidate, "ncu" if use_ncu else "torch", ms=verdict.get("ms"),
                       roofline_fraction=verdict.get("roofline_fraction"))
-    cmd = _runner(problem, path, target, torch_profiler=not use_ncu)
     if use_ncu:
         cmd = [ncu or "ncu", "--clock-control", "none", "--profile-from-start", "off", "--csv",
-               "--metrics", ",".join(NCU_METRICS), *cmd]
+               "--metrics", ",".join(NCU_METRICS), *_runner(problem, path, target, torch_profiler=False)]
+        kernels, why = _measure(cmd, timeout_s, parse_ncu_csv)
+        if kernels:
+            profile.kernels = kernels
+            add_build_resources(profile.kernels, verdict.get("build_resources") or [])
+            return profile
+        profile.tool = "torch"
+        note = f"Nsight Compute read nothing ({why or 'no kernel in its report'}); torch profiler times instead"
+    else:
+        note = ""
+    kernels, why = _measure(_runner(problem, path, target, torch_profiler=True), timeout_s, _torch_kernels)
+    profile.kernels = kernels
+    if kernels:
+        profile.note = note
+    else:
+        profile.error = "; ".join(x for x in (note, why) if x)
+    add_build_resources(profile.kernels, verdict.get("build_resources") or [])
+    return profile
+
+
+def _torch_kernels(stdout: str) -> list[KernelCounters]:
+    line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith("{")), "{}")
+    return [KernelCounters(k["name"], duration_us=k["us"]) for k in json.loads(line).get("kernels", [])]
+
+
+def _measure(cmd: list[str], timeout_s: float, parse: Any) -> tuple[list[KernelCounters], str]:
+    """(kernels, why there are none): one confined run of `cmd`, its stdout parsed; never raises."""
     try:
         code, stdout, stderr = _run_confined(cmd, timeout_s)
     except (OSError, subprocess.TimeoutExpired) as e:
-        profile.error = f"{type(e).__name__}: {e}"
-        return profile
+        return [], f"{type(e).__name__}: {e}"
     if code != 0:
         tail = (stderr or stdout).strip().splitlines()
-        profile.error = f"exit {code}: {tail[-1][:200] if tail else 'no output'}"
-        return profile
-    if use_ncu:
-        profile.kernels = parse_ncu_csv(stdout)
-    else:
-        line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith("{")), "{}")
-        profile.kernels = [KernelCounters(k["name"], duration_us=k["us"]) for k in json.loads(line).get("kernels", [])]
-    add_build_resources(profile.kernels, verdict.get("build_resources") or [])
-    return profile
+        return [], f"exit {code}: {tail[-1][:200] if tail else 'no output'}"
+    try:
+        return parse(stdout), ""
+    except (ValueError, KeyError, TypeError) as e:
+        return [], f"unreadable profiler output: {e}"
 
 
 def call_once(problem_ref: str, candidate: Path, target: str, torch_profiler: bool) -> dict[str, Any]:

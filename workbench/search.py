@@ -544,7 +544,7 @@ class Search:
                 ev = self.emit("profile", f"profile-{c.id}", candidate=c.id, profile=asdict(prof))
             d = ev["profile"]
             profiles.append(pf.Profile(d["candidate"], d["tool"], [pf.KernelCounters(**k) for k in d["kernels"]],
-                                       d.get("ms"), d.get("roofline_fraction"), d.get("error", "")))
+                                       d.get("ms"), d.get("roofline_fraction"), d.get("error", ""), d.get("note", "")))
         if profiles:
             self.emit("profile", f"profile-r{r}", round=r, text=pf.feedback_text(profiles))
 
