@@ -43,8 +43,22 @@ def test_reader_refuses_files_it_must_not_read(tmp_path: Path):
     with pytest.raises(ValueError, match="not in the worker's scratch"):
         reader.load(_meta(str(scratch / ".." / "elsewhere" / "secret.bin"), t), "cpu")
     os.symlink(outside, scratch / "link.bin")
-    with pytest.raises(ValueError, match="not a regular file"):
+    with pytest.raises(ValueError, match="cannot be opened as a plain file"):
         reader.load(_meta(str(scratch / "link.bin"), t), "cpu")
     (scratch / "short.bin").write_bytes(b"\0" * 8)
     with pytest.raises(ValueError, match="holds 8 bytes, expected 16"):
         reader.load(_meta(str(scratch / "short.bin"), t), "cpu")
+
+
+def test_a_name_swapped_for_a_fifo_or_symlink_is_refused_not_waited_on(tmp_path: Path):
+    """The candidate owns its scratch: between its reply and the judge's read it can put a FIFO
+    (an open for reading would block the judge forever) or a symlink under the name."""
+    t = torch.arange(4, dtype=torch.float32)
+    os.mkfifo(tmp_path / "out-0-16.bin")
+    with pytest.raises(ValueError, match="not a regular file"):
+        Reader(tmp_path).load(_meta(str(tmp_path / "out-0-16.bin"), t), "cpu")
+    target = tmp_path / "real.bin"
+    target.write_bytes(t.numpy().tobytes())
+    os.symlink(target, tmp_path / "out-1-16.bin")
+    with pytest.raises(ValueError, match="cannot be opened as a plain file"):
+        Reader(tmp_path).load(_meta(str(tmp_path / "out-1-16.bin"), t), "cpu")

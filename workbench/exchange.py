@@ -9,7 +9,9 @@ What the judge compares is its own device copy, taken when the reply arrives: th
 process can rewrite the file at any time, but only before the judge copies it, and then it only
 chooses its own answer. A file the candidate truncates cannot fault the judge: pages it has
 registered stay pinned (the DMA engine reads them, the CPU never does), and a file that is not a
-regular file of the right size inside the worker's scratch is refused before it is mapped.
+regular file of the right size inside the worker's scratch is refused before it is mapped. The
+checks are made on an opened descriptor (no symlink followed, a FIFO not waited on), and the map
+is made through that descriptor, so swapping the name afterwards changes nothing.
 """
 from __future__ import annotations
 
@@ -69,16 +71,23 @@ class Reader:
         self.scratch = scratch.resolve()
         self.maps: dict[str, tuple[tuple[int, int], torch.Tensor]] = {}  # path -> ((inode, size), pinned map)
 
-    def _checked(self, meta: dict[str, Any], nbytes: int) -> Path:
+    def _open(self, meta: dict[str, Any], nbytes: int) -> tuple[int, os.stat_result]:
+        """An fd of the output file, checked on the fd itself: the candidate can swap the name for a
+        symlink or a FIFO between a check and an open (a FIFO would block the judge forever)."""
         path = Path(meta["path"])
         if path.parent.resolve() != self.scratch:
             raise ValueError(f"output file {path} is not in the worker's scratch directory")
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"output file {path.name} is not a regular file")
-        if st.st_size != nbytes:
-            raise ValueError(f"output file holds {st.st_size} bytes, expected {nbytes}")
-        return path
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            raise ValueError(f"output file {path.name} cannot be opened as a plain file: {e.strerror}") from None
+        st = os.fstat(fd)
+        why = ("is not a regular file" if not stat.S_ISREG(st.st_mode) else
+               f"holds {st.st_size} bytes, expected {nbytes}" if st.st_size != nbytes else "")
+        if why:
+            os.close(fd)
+            raise ValueError(f"output file {path.name} {why}")
+        return fd, st
 
     def load(self, meta: dict[str, Any], device: torch.device | str) -> torch.Tensor:
         dtype = getattr(torch, meta["dtype"].split(".", 1)[1])
@@ -86,30 +95,47 @@ class Reader:
         nbytes = numel * torch.empty((), dtype=dtype).element_size()
         if nbytes == 0:
             raw = torch.empty(0, dtype=torch.uint8)
-        elif torch.device(device).type == "cuda":
-            path = self._checked(meta, nbytes)
-            ident = (os.lstat(path).st_ino, nbytes)
-            held = self.maps.get(str(path))
-            if held is None or held[0] != ident:  # new, or replaced by the candidate: one pinned map per path
-                if held is not None:
-                    _unregister(self.maps.pop(str(path))[1])
-                mapped = torch.from_file(str(path), shared=True, size=nbytes, dtype=torch.uint8)
-                if not _register(mapped):
-                    raise ValueError(f"output file {path.name} could not be page-locked (changed while mapped?)")
-                self.maps[str(path)] = (ident, mapped)
-                while len(self.maps) > MAX_PINNED:  # a candidate naming new files each time pins no more than this
-                    _unregister(self.maps.pop(next(iter(self.maps)))[1])
-            raw = torch.empty(nbytes, dtype=torch.uint8, device=device)
-            raw.copy_(self.maps[str(path)][1])  # DMA from the pinned pages; the CPU never touches the mapping
-        else:  # read into private memory: a later truncation cannot fault a read that is done
-            path = self._checked(meta, nbytes)
-            buf = bytearray(nbytes)
-            with open(path, "rb", buffering=0) as f:
-                if f.readinto(buf) != nbytes:
-                    raise ValueError(f"output file {path.name} shrank while it was read")
-            raw = torch.frombuffer(buf, dtype=torch.uint8)
+        else:
+            fd, st = self._open(meta, nbytes)
+            try:
+                raw = self._to_device(meta["path"], fd, st, nbytes, device) if torch.device(device).type == "cuda" \
+                    else self._read(fd, nbytes)
+            finally:
+                os.close(fd)
         out = raw.to(torch.bool) if dtype == torch.bool else raw.view(dtype)
         return out.reshape(meta["shape"]).to(device)
+
+    def _to_device(self, path: str, fd: int, st: os.stat_result, nbytes: int, device: torch.device | str) -> torch.Tensor:
+        ident = (st.st_ino, nbytes)
+        held = self.maps.get(path)
+        if held is None or held[0] != ident:  # new, or replaced by the candidate: one pinned map per path
+            if held is not None:
+                _unregister(self.maps.pop(path)[1])
+            # mapped through the checked fd, not the name (which the candidate can change meanwhile)
+            try:
+                mapped = torch.from_file(f"/proc/self/fd/{fd}", shared=True, size=nbytes, dtype=torch.uint8)
+            except RuntimeError as e:  # e.g. a candidate that made its file read-only
+                raise ValueError(f"output file {Path(path).name} cannot be mapped: {str(e)[:200]}") from None
+            if not _register(mapped):
+                raise ValueError(f"output file {Path(path).name} could not be page-locked (changed while mapped?)")
+            self.maps[path] = (ident, mapped)
+            while len(self.maps) > MAX_PINNED:  # a candidate naming new files each time pins no more than this
+                _unregister(self.maps.pop(next(iter(self.maps)))[1])
+        raw = torch.empty(nbytes, dtype=torch.uint8, device=device)
+        raw.copy_(self.maps[path][1])  # DMA from the pinned pages; the CPU never touches the mapping
+        return raw
+
+    @staticmethod
+    def _read(fd: int, nbytes: int) -> torch.Tensor:
+        """Into private memory: a later truncation cannot fault a read that is done."""
+        buf = bytearray(nbytes)
+        view, got = memoryview(buf), 0
+        while got < nbytes:
+            n = os.readv(fd, [view[got:]])
+            if n <= 0:
+                raise ValueError("output file shrank while it was read")
+            got += n
+        return torch.frombuffer(buf, dtype=torch.uint8)
 
     def close(self) -> None:
         for _, mapped in self.maps.values():
