@@ -45,3 +45,28 @@ def test_cheat_is_caught(cand: Candidate):
 @pytest.mark.parametrize("name", sorted(DISRUPTIVE))
 def test_disruptive_cheat_is_caught_and_judge_recovers(name: str):
     check_disruptive(BY_NAME[name], "cpu", DISRUPTIVE[name], BY_NAME["relu_small"])
+
+
+def test_native_getenv_finds_no_api_key_in_the_worker(monkeypatch: pytest.MonkeyPatch):
+    """C++ getenv of the API keys, as a key thief's extension would call it: the candidate computes
+    relu only when it finds a key. In this process, with the keys set, it does (the control: the test
+    can fail); judged, it must find none, so its output is zeros and the verdict incorrect."""
+    import importlib.util
+
+    import torch
+
+    from candidate_catalog import PROBLEMS_DIR, TESTS_DIR
+    from workbench import build
+    from workbench.judge import evaluate
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+    monkeypatch.setenv("GEMINI_API_KEY", "gm-test-0123456789abcdef")
+    path = TESTS_DIR / "data" / "getenv_api_key.py"
+    spec = importlib.util.spec_from_file_location("getenv_control", path)
+    module = importlib.util.module_from_spec(spec)
+    with build.patched_load_inline():
+        spec.loader.exec_module(module)
+    x = torch.randn(1000)
+    assert torch.equal(module.ModelNew()(x), torch.relu(x))  # the key is visible here
+    v = evaluate(PROBLEMS_DIR / "relu_small", path, target="cpu", static_scan=False, timing=False)
+    assert v.status != "correct" and v.codes & {"mismatch", "rel_error"}, v.reasons
