@@ -232,7 +232,7 @@ def kill_spares() -> None:
 def device_for(target: str, index: int = 0) -> str:
     if target == "cuda":
         if not _cuda_available():
-            raise RuntimeError("target 'cuda' needs a CUDA device; use --target cpu to run on the CPU")
+            raise ValueError("target 'cuda' needs a CUDA device; use --target cpu to run on the CPU")  # the user's choice, not a crash
         return f"cuda:{index}"
     if target == "cpu":
         return "cpu"
