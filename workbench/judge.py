@@ -11,7 +11,6 @@ about itself; the judge's clock and comparisons bound what that gains).
 """
 from __future__ import annotations
 
-import math
 import random
 import secrets
 import time
@@ -356,9 +355,6 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
 
 def link_audit(builds: list[dict[str, Any]], policy: str) -> list[str]:
     """What the candidate's built libraries import, whatever their source spelled (audit.link_audit)."""
-    check = getattr(audit, "link_audit", None)
-    if check is None:
-        return []
     codes: list[str] = []
     for b in builds:
         lib = b.get("library")
@@ -367,7 +363,7 @@ def link_audit(builds: list[dict[str, Any]], policy: str) -> list[str]:
         if not Path(lib).resolve().is_relative_to(Path(build.DEFAULT_CACHE).resolve()):
             codes.append(f"tamper: the worker reports a library outside the build cache ({lib})")
             continue
-        codes += check(Path(lib), policy)
+        codes += audit.link_audit(Path(lib), policy)
     return codes
 
 

@@ -48,13 +48,10 @@ def problem_spec(problem: str) -> str:
 
 
 def seed_count(problem: str, target: str) -> int:
-    """How many seeds round 0 judges on this target (every seed where the problem module knows no targets)."""
+    """How many seeds round 0 judges on this target."""
     from workbench.problem import load_problem
 
-    try:
-        return len(load_problem(problem, target=target).seeds())
-    except TypeError:
-        return len(load_problem(problem).seeds())
+    return len(load_problem(problem, target=target).seeds())
 
 
 def problems_for(target: str) -> list[str]:
@@ -173,8 +170,8 @@ class SearchPanel:
     def reset(self, params: Any = None, run_id: str | None = None, run_dir: Path | None = None) -> None:
         self.log = EventLog(run_id or "live", asdict(params) if params is not None else {}, run_dir)
         self.count = self.count_for(params) if params is not None else None
-        if params is not None and not self._fixed_total:
-            self.progress.max = max(1, self.expected_total(params))
+        if self.count is not None and not self._fixed_total:
+            self.progress.max = max(1, self.count.total)
         self.progress.value = 0
         self.progress.description = "0 judged"
         self.table.value = ""

@@ -431,8 +431,6 @@ class Search:
                 self.notice(warning)
 
     def setup(self) -> None:
-        import os
-
         self.emit("start", f"start-{len(self.store.events('start'))}", pid=os.getpid())
         for line in self.store.damage:
             self.notice(f"the log {self.store.events_path} is damaged: {line}; that work will be redone")

@@ -26,7 +26,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -230,6 +230,7 @@ class RunStore:
         store.dir.mkdir(parents=True, exist_ok=True)
         store._take_lock()
         path = store.dir / "params.json"
+        store.candidates_dir.mkdir(parents=True, exist_ok=True)
         if path.is_file():
             old = json.loads(path.read_text())
             recorded = old.get(PROBLEM_DIGEST)
@@ -250,12 +251,10 @@ class RunStore:
                 raise RunError(f"run {run_id} exists with other parameters ({', '.join(sorted(diff))}); "
                                f"use another --run-id or the same parameters to resume")
         else:
-            store.candidates_dir.mkdir(parents=True, exist_ok=True)
             record = {**params, "run_id": run_id}
             if problem_digest:
                 record[PROBLEM_DIGEST] = problem_digest
             _atomic_write(path, json.dumps(record, indent=1, sort_keys=True))
-        store.candidates_dir.mkdir(parents=True, exist_ok=True)
         if store.events_path.is_file():
             store._reset()
             store._load(repair=True)  # now that we are the writer, a torn tail may be cut
@@ -458,4 +457,4 @@ def list_runs(runs_dir: str | Path | None = None) -> Iterator[RunStore]:
 
 
 __all__ = ["CallRecord", "CandidateRecord", "IdeaRecord", "RunError", "RunState", "RunStore", "VerdictRecord",
-           "asdict", "list_runs", "new_run_id", "problem_path", "problem_ref"]
+           "list_runs", "new_run_id", "problem_path", "problem_ref"]

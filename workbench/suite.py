@@ -28,11 +28,10 @@ from typing import Any, Callable
 import torch
 
 from workbench.fastp import P_VALUES, figures
-from workbench.problem import PROBLEMS_DIR, REPO_ROOT, Problem, ProblemError, load_problem, tensor_bytes
+from workbench.problem import POLICIES, PROBLEMS_DIR, REPO_ROOT, Problem, ProblemError, load_problem, tensor_bytes
 from workbench.store import RunStore
 
 SUITES_DIR = Path(os.environ.get("WORKBENCH_SUITES", REPO_ROOT / "outputs" / "suites"))
-POLICIES = ("strict", "partial")
 # KernelBench's own checker treats torch compute in a candidate as a warning unless asked to be
 # strict, so its published numbers are partial-replacement numbers; a suite of its files is judged
 # the same way unless the file states POLICY or the run passes --policy.

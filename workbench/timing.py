@@ -215,8 +215,9 @@ def time_remote(worker: Any, samples: int, seed_base: int, *, warmup: int = 3, n
         if i + 1 >= min(samples, MIN_SAMPLES) and perf() - t_start > max_seconds:
             break
     ev_stats = Stats.of(events)
-    extra = {"noop_overhead_ms": statistics.median(noops), "noop_spread_ms": Stats.of(noops).p90 - Stats.of(noops).p10
-             } if noops else {}
+    noop_stats = Stats.of(noops) if noops else None
+    extra = {"noop_overhead_ms": statistics.median(noops), "noop_spread_ms": noop_stats.p90 - noop_stats.p10
+             } if noop_stats else {}
     return {**extra, "ms": ev_stats.median, "events": vars(ev_stats), "wall": vars(Stats.of(walls)), "judge": vars(Stats.of(judge)),
             "overhead_ms": statistics.median(j - e for j, e in zip(judge, events)), "samples": len(events),
             "device": device_name(worker.device), "method": "cuda events" if "cuda" in str(worker.device) else "wall clock",

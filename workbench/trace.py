@@ -79,9 +79,8 @@ def _top_level(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def timed_spans(calls: list[dict[str, Any]], labels: list[str], enough: float = 0.8) -> list[float] | None:
-    """CUPTI spans (ms) of the timed samples among `labels` (warm-ups left out), or None when the
+    """CUPTI spans (ms) of the calls named in `labels` (the timed samples), or None when the
     profiler saw kernels in fewer than `enough` of them (the events then stand as the time)."""
     spans = {c["label"]: c["span_us"] / 1e3 for c in calls if c.get("span_us")}
-    timed = [s for s in labels if not s.startswith("warmup")]
-    values = [spans[s] for s in timed if s in spans]
-    return values if timed and len(values) >= enough * len(timed) else None
+    values = [spans[s] for s in labels if s in spans]  # time_remote lists the timed samples only
+    return values if labels and len(values) >= enough * len(labels) else None

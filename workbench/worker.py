@@ -130,7 +130,6 @@ class Worker:
         self.is_candidate = False
         self.last_out: Any = None
         self.nonce: str | None = None
-        self.calls = 0
         self.threads: dict[str, int] = {}
         self.prof: Any = None
         if profile:  # on from before the candidate exists until `finish`: every call is watched alike
@@ -164,7 +163,6 @@ class Worker:
             out = (fn or self.fn)(*inputs)
         if sync:
             self.sync()
-        self.calls += 1
         return out
 
     def _count_threads(self, label: str, before: int) -> None:
