@@ -25,7 +25,7 @@ from workbench import audit, build, verify
 from workbench.exchange import Reader
 from workbench.baselines import main_dtype, measure_facts, problem_bytes, time_reference  # noqa: F401 (re-exported)
 from workbench.problem import DISTRIBUTIONS, POLICIES, Problem, load_problem, make_inputs, perturb, redraw, tensor_bytes
-from workbench.timing import NOOP_LABEL, Stats, device_name, judge_clock_check, roofline_ms, speedup, time_remote
+from workbench.timing import MIN_SAMPLES, NOOP_LABEL, Stats, device_name, judge_clock_check, roofline_ms, speedup, time_remote
 from workbench.trace import timed_spans
 from workbench.worker_process import WorkerDied, WorkerProcess, cpu_memory_limit_gb, device_for, take_worker
 
@@ -320,9 +320,10 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
     if timing:
         with phases("timing"):
             checks: list[str] = []
+            n = max(samples, MIN_SAMPLES)
 
-            def check(i: int, seed: int) -> None:
-                if rng.random() >= CHECK_PROBABILITY and i != samples - 1:
+            def check(i: int, seed: int) -> None:  # the last sample is always checked: at least one is
+                if rng.random() >= CHECK_PROBABILITY and i != n - 1:
                     return
                 with phases("timed output checks"):
                     out = worker.request({"op": "fetch"}, timeout_s=timeout_s)
@@ -333,7 +334,7 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
                     if codes:
                         checks.append(f"stale_output: timed call {i} returned a wrong answer ({codes[0]})")
 
-            result = time_remote(worker, max(samples, 30), secrets.randbits(40), warmup=3, timeout_s=timeout_s,
+            result = time_remote(worker, n, secrets.randbits(40), warmup=3, timeout_s=timeout_s,
                                  on_sample=check, noop_every=2)
         verdict.add(checks)
         if "error" in result:
