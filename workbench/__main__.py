@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
     a = p.parse_args(argv)
     if a.cmd == "eval" and not a.suite and (problem_with_candidate := check_candidate_file(a.candidate)):
-        print(f"error: {problem_with_candidate}", file=sys.stderr)  # before torch is even imported
+        print(f"error: {problem_with_candidate}", file=sys.stderr)  # before any problem loads or worker starts
         return 2
     if hasattr(a, "target"):
         a.target = a.target or default_target()

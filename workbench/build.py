@@ -265,11 +265,9 @@ def build(spec: BuildSpec, cache_dir: Path | str | None = None, timeout_s: float
     library = directory / f"{module_name}.so"
     t0 = time.perf_counter()
     with _flock(cache / f"{key}.lock"):
-        meta_path = directory / "result.json"
-        if meta_path.is_file() and library.is_file():
-            meta = json.loads(meta_path.read_text())
-            meta.update(cached=True, seconds=time.perf_counter() - t0)
-            return BuildResult(**meta)
+        if (found := cached(spec, cache)) is not None:
+            found.seconds = time.perf_counter() - t0
+            return found
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "lock").unlink(missing_ok=True)  # a stale torch FileBaton, if torch built here
         sources = [str(directory / "main.cpp")]

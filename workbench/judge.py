@@ -438,8 +438,8 @@ def device_share(calls: list[dict[str, Any]], own: list[str], target: str) -> di
     if not timed:
         return None
     if target == "cuda":
-        mine = sum(k["dur_us"] for c in timed for k in c["kernels"] if audit._is_own(k["name"], set(own)))
-        total = sum(k["dur_us"] for c in timed for k in c["kernels"])
+        share = audit.device_share({"kernels": [k for c in timed for k in c["kernels"]], "own_kernels": own})
+        return share if share["own"] + share["torch"] > 0 else None  # no kernel time: nothing to share
     else:
         total = sum(c["host_us"] for c in timed)
         torch_us = sum(o["us"] for c in timed for o in c["top_ops"]

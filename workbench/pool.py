@@ -29,7 +29,7 @@ from workbench.problem import Problem
 
 def prebuild(path: Path, timeout_s: float) -> dict[str, Any]:
     """Build one candidate's extensions: found in a confined process, compiled here; never raises."""
-    from workbench.worker_process import end_confined, new_scratch, spawn_confined
+    from workbench.worker_process import MAX_BUILDS_PER_LOAD, end_confined, new_scratch, spawn_confined
 
     try:
         if audit.scan_source(path.read_text()):
@@ -52,7 +52,7 @@ def prebuild(path: Path, timeout_s: float) -> dict[str, Any]:
         return {"error": "error", "detail": str(e)}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    builds = [build.build(build.spec_from_json(s), timeout_s=timeout_s).summary() for s in found.get("specs", [])[:8]]
+    builds = [build.build(build.spec_from_json(s), timeout_s=timeout_s).summary() for s in found.get("specs", [])[:MAX_BUILDS_PER_LOAD]]
     return {**found, "builds": builds}
 
 

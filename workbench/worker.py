@@ -133,9 +133,7 @@ class Worker:
         self.threads: dict[str, int] = {}
         self.prof: Any = None
         if profile:  # on from before the candidate exists until `finish`: every call is watched alike
-            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
-            self.prof = make_profile(activities=acts)
-            self.prof.start()
+            self._start_profiler()
         self.snapshot = harness_snapshot()
         self.identity = self._identity()
 
@@ -298,10 +296,13 @@ class Worker:
 
     def start_profiler(self, req: dict[str, Any]) -> dict[str, Any]:
         """Reference workers: watch from here on (after torch.compile's warm-up), for the same clock."""
+        self._start_profiler()
+        return {}
+
+    def _start_profiler(self) -> None:
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
         self.prof = make_profile(activities=acts)
         self.prof.start()
-        return {}
 
 
 def classify(e: BaseException) -> tuple[str, bool]:

@@ -64,14 +64,13 @@ def spawn_confined(cmd: list[str], scratch: Path, stdin: Any, stdout: Any, stder
     # judge's clock and the next sample need (a 2-core machine showed ms of drift).
     common = dict(PYTHONPATH=pythonpath, PYTHONUNBUFFERED="1", WORKBENCH_BUILD_CACHE=str(build.DEFAULT_CACHE),
                   PYTHONDONTWRITEBYTECODE="1", OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    from workbench.sandbox import worker_env  # one allow-list, confined or not
+
+    env = dict(worker_env(scratch=scratch), **common)
     if sb is not None:
-        env = dict(sb.worker_env(scratch=scratch), **common)
         new_proc = os.environ.get("WORKBENCH_SANDBOX_NEW_PROC", "1") != "0"
         return sb.spawn(cmd, scratch=scratch, readonly=[Path("/")], env=env, stdin=stdin, stdout=stdout,
                         stderr=stderr, new_proc=new_proc)
-    from workbench.sandbox import worker_env  # the same allow-list without the confinement
-
-    env = dict(worker_env(scratch=scratch), **common)
     proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True, env=env, cwd=scratch)
     return proc, None
 
