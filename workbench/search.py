@@ -140,22 +140,20 @@ def verdict_record(v: Verdict) -> dict[str, Any]:
     sp = v.speedups()
     timing = v.timing or {}
     resources = [r for b in v.builds for r in b.get("resources", [])]
+    prebuilt = getattr(v, "prebuilt", None) or []  # set by the pool (its prebuild step), not a Verdict field
     return {"candidate_path": v.candidate, "status": v.status, "codes": sorted(v.codes), "reasons": v.reasons[:12],
             "ms": v.ms, "speedup_eager": sp["eager"], "speedup_compile": sp["compile"],
             "roofline_fraction": timing.get("roofline_fraction"),
             "timing": {k: timing.get(k) for k in ("events", "wall", "samples", "device", "method")} if timing else None,
             # Builds happen in the pool's prebuild process, so the judge's own are cache hits: count those first.
-            "build_seconds": max(sum(b.get("seconds") or 0 for b in getattr(v, "prebuilt", None) or []),
-                                 sum(b.get("seconds") or 0 for b in v.builds)),
-            "build_cached": all(b.get("cached") for b in (getattr(v, "prebuilt", None) or v.builds))
-            if (getattr(v, "prebuilt", None) or v.builds) else None,
+            "build_seconds": max(sum(b.get("seconds") or 0 for b in prebuilt), sum(b.get("seconds") or 0 for b in v.builds)),
+            "build_cached": all(b.get("cached") for b in (prebuilt or v.builds)) if (prebuilt or v.builds) else None,
             "build_resources": [{k: r.get(k) for k in ("kernel", "registers", "spill_stores", "spill_loads")}
                                 for r in resources][:16],
             "build_log": v.build_log[-6000:] if v.status == "build_error" else "",
             "tolerance": v.tolerance, "seconds": v.seconds,
-            # fields the judge may or may not have yet
-            **{k: getattr(v, k, None) for k in ("stage", "policy", "device_index", "device_name", "phases",
-                                                 "degenerate")},
+            "stage": v.stage, "policy": v.policy, "device_index": v.device_index, "device_name": v.device_name,
+            "phases": v.phases, "degenerate": v.degenerate,
             "node": getattr(v, "node", None) or platform.node()}  # the Ray backend names the judging node
 
 

@@ -201,8 +201,9 @@ def empty_totals() -> dict[str, Any]:
 
 # -- the store ----------------------------------------------------------------------------------------
 class RunStore:
-    def __init__(self, run_dir: str | Path):
-        """Read a run (no lock: for reports and panels). `open` is for the search that writes it."""
+    def __init__(self, run_dir: str | Path, load: bool = True):
+        """Read a run (no lock: for reports and panels). `open` is for the search that writes it
+        (it reads the log once it holds the lock, so it asks for no load here)."""
         self.dir = Path(run_dir)
         self.events_path = self.dir / "events.jsonl"
         self.candidates_dir = self.dir / "candidates"
@@ -212,7 +213,7 @@ class RunStore:
         self._lock_fd: int | None = None
         self.state = RunState()
         self.damage: list[str] = []  # what the reader skipped, one line each
-        if self.events_path.is_file():
+        if load and self.events_path.is_file():
             self._load(repair=False)
 
     # -- creation ------------------------------------------------------------------------------------
@@ -226,7 +227,7 @@ class RunStore:
         `new_run_on_change`."""
         root = Path(runs_dir or RUNS_DIR)
         run_id = run_id or new_run_id(str(params.get("problem", "run")))
-        store = cls(root / run_id)
+        store = cls(root / run_id, load=False)
         store.dir.mkdir(parents=True, exist_ok=True)
         store._take_lock()
         path = store.dir / "params.json"
