@@ -545,18 +545,19 @@ class Search:
             self.emit("profile", f"profile-r{r}", round=r, text=pf.feedback_text(profiles))
 
     def close_round(self, r: int) -> None:
-        best = self.best(1)
-        self.save_best()
+        best = self.save_best()
         self.emit("round", f"round-{r}", round=r, best=best[0]["id"] if best else None,
                   best_ms=best[0]["ms"] if best else None,
                   best_speedup_eager=best[0].get("speedup_eager") if best else None,
                   best_speedup_compile=best[0].get("speedup_compile") if best else None,
                   candidates=len(self.state.in_round(r)))
 
-    def save_best(self) -> None:
+    def save_best(self) -> list[dict[str, Any]]:
+        """Write best.json; returns the best (as `best(1)`) for the caller's event."""
         best = self.best(1)
         record = {k: v for k, v in best[0].items() if k not in ("source", "id")} if best else {}
         self.store.save_best(best[0]["id"] if best else None, {**record, "totals": self.state.totals()})
+        return best
 
     def run(self) -> RunStore:
         try:
@@ -586,8 +587,7 @@ class Search:
                         break
                     self.close_round(r)
             getattr(pool, "close", lambda: None)()  # a Ray pool gives its judges back
-            self.save_best()
-            best = self.best(1)
+            best = self.save_best()
             self.emit("end", f"end-{len(self.store.events('start'))}", best=best[0]["id"] if best else None,
                       totals=self.state.totals())
             return self.store
