@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from workbench import fastp
 from workbench.store import RunStore
 
 STATUS_COLOURS = {"correct": "tab:green", "incorrect": "tab:red", "build_error": "tab:orange",
@@ -542,9 +543,8 @@ def killed_runs(stores: Iterable[RunStore]) -> list[dict[str, Any]]:
 
 def fast_p(rows: Sequence[dict[str, Any]], p: float) -> float:
     """Share of problems solved correctly and faster than p times torch eager (KernelBench fast_p)."""
-    if not rows:
-        return 0.0
-    return sum(1 for r in rows if r.get("speedup_eager") is not None and r["speedup_eager"] > p) / len(rows)
+    speedups = [r.get("speedup_eager") for r in rows]
+    return fastp.fast_p([s is not None for s in speedups], speedups, p) or 0.0
 
 
 def plot_summary(rows: Sequence[dict[str, Any]], axes: Any = None) -> Any:
