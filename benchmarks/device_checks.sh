@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks the open issues need, grouped so each group fits one 10-minute device call.
 #   bash benchmarks/device_checks.sh judge|search|kernelbench|tuner [more groups...]
-#   judge        prebuild, then pytest -m gpu (judge, sandbox, link audit), then timing_truth of 3 seeds
+#   judge        prebuild, then pytest -m gpu (judge, sandbox, link audit), then timing_truth of the seeds
 #   search       make run (softmax, tuner, 5 rounds: time, candidates per round, best) and a
 #                2-round scripted-model search whose idea prompts carry profiler feedback
 #   kernelbench  benchmarks/kernelbench_gpu.sh (needs .kb/, see docs/kernelbench.md)
@@ -39,8 +39,10 @@ r = prebuild_all(ps, workers=max(1, __import__('os').cpu_count() - 1))
 print('prebuilt', len(ps), 'failed', [p.name for p, x in zip(ps, r) if x.get('error') or any(not b['ok'] for b in x.get('builds', []))])"
         step pytest-gpu 300 python3 -m pytest -q -m gpu tests/test_judge_gpu.py tests/test_sandbox.py \
             tests/test_audit_link.py -p no:cacheprovider --timeout 120
-        step timing-truth 150 python3 benchmarks/timing_truth.py softmax layernorm matmul_fp16 --runs 3 --calls 20 \
-            --json "$OUT/timing-truth.json" ;;
+        # every seed, for what is left of a 10-minute call (the JSON is written after each problem)
+        step timing-truth $(( 570 - $(date +%s) + S )) python3 benchmarks/timing_truth.py softmax layernorm \
+            matmul_fp16 rmsnorm gelu attention_fp16 matmul_fp32 conv2d depthwise_conv2d conv2d_relu_maxpool \
+            --runs 3 --calls 20 --json "$OUT/timing-truth.json" ;;
     search)
         TAIL=14 step make-run 300 make run PY=python3
         TAIL=14 step play-search 240 python3 -m tests.fakes.play_search softmax --rounds 2 --target cuda

@@ -193,12 +193,12 @@ class WorkerProcess:
 # Warm spares per (device, profiled, memory limit, confined): a fresh process per evaluation without
 # paying its start-up. One start per evaluation whatever the count; the count only sets how far
 # ahead a spare starts: it has (count x evaluation time) to get ready. On the H200 a CUDA worker
-# takes 5-7 s to start and an evaluation 1.5-3 s: with one spare every other evaluation waited
-# 5-9 s, with two half of them waited 0.5-4 s (make run, notes/judge-h200-session4.md); three
-# give it 4.5-9 s (not yet measured). A spare costs memory only (a CUDA context, ~0.5 GB of device
-# memory). On the CPU target one: a worker starts in ~1.9 s (0.9 s of it the profiler) and a
-# 2-core machine has no cores to start more.
-SPARES = {"cuda": int(os.environ.get("WORKBENCH_SPARES", 3)), "cpu": int(os.environ.get("WORKBENCH_SPARES", 1))}
+# takes 5-7 s to start and an evaluation 1.1-3.4 s (a screened one ~1.5 s): with one spare every
+# other evaluation waited 5-9 s, with two half of them waited 0.5-4 s (make run,
+# notes/judge-h200-session4.md); five give a spare 7.5 s even behind 1.5 s evaluations. A spare
+# costs a process and a CUDA context (~0.5 GB of device memory). On the CPU target one: a worker
+# starts in ~1.9 s (0.9 s of it the profiler) and a 2-core machine has no cores to start more.
+SPARES = {"cuda": int(os.environ.get("WORKBENCH_SPARES", 5)), "cpu": int(os.environ.get("WORKBENCH_SPARES", 1))}
 _spares: dict[tuple[str, bool, float, bool], list[WorkerProcess]] = {}
 
 
