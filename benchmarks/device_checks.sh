@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks the open issues need, grouped so each group fits one 10-minute device call.
-#   bash benchmarks/device_checks.sh judge|search|kernelbench|tuner [more groups...]
-#   judge        prebuild, then pytest -m gpu (judge, sandbox, link audit), then timing_truth of the seeds
+#   bash benchmarks/device_checks.sh judge|truth|search|kernelbench|tuner [more groups...]
+#   judge        prebuild, then pytest -m gpu (judge, sandbox, link audit), then truth
+#   truth        benchmarks/timing_truth.py for the seeds in $TRUTH (default all ten) in what is left of the call
 #   search       make run (softmax, tuner, 5 rounds: time, candidates per round, best) and a
 #                2-round scripted-model search whose idea prompts carry profiler feedback
 #   kernelbench  benchmarks/kernelbench_gpu.sh (needs .kb/, see docs/kernelbench.md)
@@ -28,6 +29,12 @@ if [ -d .whl ] && ! python3 -c "import optuna, pytest_timeout, papermill, ipyker
     python3 -m pip install -q --no-index --find-links .whl optuna pytest-timeout papermill ipykernel ipywidgets \
         nbconvert openai google-genai > "$OUT/pip.log" 2>&1 || echo "pip from .whl failed (see $OUT/pip.log)"
 fi
+run_truth() {  # the seeds in $TRUTH (all ten by default), for what is left of a 10-minute call
+    # shellcheck disable=SC2086
+    step timing-truth $(( ${CALL_S:-570} - $(date +%s) + S )) python3 benchmarks/timing_truth.py ${TRUTH:-softmax \
+        layernorm matmul_fp16 rmsnorm gelu attention_fp16 matmul_fp32 conv2d depthwise_conv2d conv2d_relu_maxpool} \
+        --runs 3 --calls 20 --json "$OUT/timing-truth.json"
+}
 for group in "$@"; do
     case $group in
     judge)
@@ -39,10 +46,9 @@ r = prebuild_all(ps, workers=max(1, __import__('os').cpu_count() - 1))
 print('prebuilt', len(ps), 'failed', [p.name for p, x in zip(ps, r) if x.get('error') or any(not b['ok'] for b in x.get('builds', []))])"
         step pytest-gpu 300 python3 -m pytest -q -m gpu tests/test_judge_gpu.py tests/test_sandbox.py \
             tests/test_audit_link.py -p no:cacheprovider --timeout 120
-        # every seed, for what is left of a 10-minute call (the JSON is written after each problem)
-        step timing-truth $(( 570 - $(date +%s) + S )) python3 benchmarks/timing_truth.py softmax layernorm \
-            matmul_fp16 rmsnorm gelu attention_fp16 matmul_fp32 conv2d depthwise_conv2d conv2d_relu_maxpool \
-            --runs 3 --calls 20 --json "$OUT/timing-truth.json" ;;
+        run_truth ;;
+    truth)
+        run_truth ;;
     search)
         TAIL=14 step make-run 300 make run PY=python3
         TAIL=14 step play-search 240 python3 -m tests.fakes.play_search softmax --rounds 2 --target cuda
@@ -52,7 +58,7 @@ print('prebuilt', len(ps), 'failed', [p.name for p, x in zip(ps, r) if x.get('er
     tuner)
         TAIL=12 step tuner-vs-sweep 590 python3 benchmarks/tuner_vs_sweep.py --time-limit 420 \
             --json "$OUT/tuner-vs-sweep.json" ;;
-    *) echo "unknown group $group (judge|search|kernelbench|tuner)" >&2; exit 2 ;;
+    *) echo "unknown group $group (judge|truth|search|kernelbench|tuner)" >&2; exit 2 ;;
     esac
 done
 say done
