@@ -168,6 +168,32 @@ def _run(cmd: list[str] | str, cwd: Path, timeout_s: float, shell: bool = False)
         return -9, out.decode(errors="replace"), True
 
 
+_ARCH_FLAGS = ("-arch", "--gpu-architecture", "-gencode", "--generate-code", "-code", "--gpu-code")
+
+
+def device_arch_flags(flags: list[str]) -> tuple[list[str], list[str]]:
+    """(the flags to build with, the candidate's own architecture flags left out).
+
+    The judge builds for the GPU it times on (TORCH_CUDA_ARCH_LIST). A candidate's `-arch` or
+    `-gencode` could only add code for another GPU, or fail the build: the published CRFM kernels
+    say `-arch=sm_70`, which CUDA 13's nvcc no longer compiles (measured on the H200).
+    """
+    kept: list[str] = []
+    dropped: list[str] = []
+    i = 0
+    while i < len(flags):
+        f = flags[i]
+        name = f.split("=", 1)[0]
+        if name in _ARCH_FLAGS:
+            takes_next = "=" not in f and i + 1 < len(flags)
+            dropped.append(f"{f} {flags[i + 1]}" if takes_next else f)
+            i += 2 if takes_next else 1
+            continue
+        kept.append(f)
+        i += 1
+    return kept, dropped
+
+
 def _torch_ninja(path: Path, spec: BuildSpec, module_name: str, sources: list[str], include_paths: list[str],
                  more_cflags: tuple[str, ...] = ()) -> None:
     """Write build.ninja with torch's own flag logic (ABI, std, arch, libraries)."""
@@ -178,7 +204,7 @@ def _torch_ninja(path: Path, spec: BuildSpec, module_name: str, sources: list[st
     ld_params = inspect.signature(ce._prepare_ldflags).parameters
     ldflags = ce._prepare_ldflags(**{k: v for k, v in ld_args.items() if k in ld_params})
     kwargs = dict(path=str(path), name=module_name, sources=sources, extra_cflags=list(spec.extra_cflags) + list(more_cflags),
-                  extra_cuda_cflags=list(spec.extra_cuda_cflags) + (["-Xptxas", "-v"] if spec.with_cuda else []),
+                  extra_cuda_cflags=device_arch_flags(spec.extra_cuda_cflags)[0] + (["-Xptxas", "-v"] if spec.with_cuda else []),
                   extra_sycl_cflags=[], extra_ldflags=ldflags, extra_include_paths=include_paths,
                   with_cuda=spec.with_cuda, with_sycl=False, is_standalone=False)
     accepted = inspect.signature(ce._write_ninja_file_to_build_library).parameters
@@ -278,6 +304,9 @@ def build(spec: BuildSpec, cache_dir: Path | str | None = None, timeout_s: float
         includes = list(spec.extra_include_paths)
         ninja = directory / "build.ninja"
         log_parts: list[str] = []
+        if dropped := device_arch_flags(spec.extra_cuda_cflags)[1]:
+            log_parts.append(f"note: built for this GPU (TORCH_CUDA_ARCH_LIST={os.environ.get('TORCH_CUDA_ARCH_LIST', '')}); "
+                             f"the candidate's own architecture flags were left out: {' '.join(dropped)}")
         pch_used = False
         try:
             _torch_ninja(ninja, spec, module_name, sources, includes)
