@@ -280,6 +280,10 @@ def test_missing_key_fails_without_a_request(monkeypatch: pytest.MonkeyPatch) ->
     assert server.requests == []
     with pytest.raises(ModelError, match="OPENAI_API_KEY"):
         make_client("openai:gpt-5", max_attempts=3).complete(MESSAGES)
+    # the pre-search check says it once, naming the model once
+    with pytest.raises(ModelError) as e:
+        make_client("openai:gpt-5").check()
+    assert str(e.value) == "openai:gpt-5: OPENAI_API_KEY is not set"
 
 
 def test_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -375,10 +375,11 @@ class RetryingClient(ABC):
         model listing still works for completions), None when all is well."""
         try:
             self._probe()
+        except ModelError:  # already says which model and why (a missing key)
+            raise
         except Exception as exc:
             failure = self._classify(exc) or Failure(False, f"{type(exc).__name__}: {exc}")
-            if isinstance(exc, ModelError) or failure.status in (401, 403) or \
-                    (failure.status is None and "connection error" in failure.reason):
+            if failure.status in (401, 403) or (failure.status is None and "connection error" in failure.reason):
                 raise ModelError(f"{self.name}: {failure.reason}", status=failure.status, attempts=1) from exc
             return f"{self.name}: could not check the endpoint ({failure.reason}); trying completions anyway"
         return None
