@@ -64,6 +64,16 @@ def test_missing_candidate_fails_at_once_before_any_timing(tmp_path: Path):
     assert p.stdout == "" and not (tmp_path / "r.json").exists()
 
 
+def test_building_the_command_line_imports_no_torch():
+    """Every subcommand's options come from SearchParams; the device defaults are decided after
+    parsing, so a bad argument or a missing file is reported before torch's seconds of import."""
+    code = ("import sys\nfrom workbench.__main__ import main\n"
+            "rc = main(['eval', 'softmax', 'no_such_candidate.py'])\n"
+            "print(rc, 'torch' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.stdout.split() == ["2", "False"], p.stdout + p.stderr
+
+
 def test_candidate_with_a_syntax_error_says_so_with_file_and_line(tmp_path: Path):
     bad = tmp_path / "bad.py"
     bad.write_text("import torch\n\nclass ModelNew(torch.nn.Module:\n    pass\n")

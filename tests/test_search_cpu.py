@@ -269,7 +269,7 @@ def test_search_params_state_every_default_once():
     from dataclasses import fields
 
     from workbench.__main__ import main
-    from workbench.search import param_fields
+    from workbench.params import param_fields
 
     assert all(f.metadata.get("help") for f in fields(SearchParams))
     flags = [flag for _, flag, _ in param_fields()]

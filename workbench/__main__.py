@@ -100,7 +100,7 @@ def suite_args(sp: argparse.ArgumentParser) -> None:
 
 def search_params(a: argparse.Namespace, problem: str) -> Any:
     """SearchParams from parsed options: every option is named after a SearchParams field."""
-    from workbench.search import SearchParams, param_fields
+    from workbench.params import SearchParams, param_fields
 
     return SearchParams(problem=problem, **{f.name: getattr(a, dest) for f, _, dest in param_fields()
                                             if getattr(a, dest, None) is not None or f.default is None})
@@ -223,15 +223,18 @@ def main(argv: list[str] | None = None) -> int:
         """One option per SearchParams field, its default and help from there."""
         from dataclasses import MISSING
 
-        from workbench.search import param_fields
+        from workbench.params import param_fields
 
         for f, flag, dest in param_fields():
-            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            if f.metadata.get("device"):  # decided after parsing (torch says whether a GPU is here)
+                default, show = None, f.metadata.get("help", "")
+            else:
+                default = f.default_factory() if f.default_factory is not MISSING else f.default
+                show = f"{f.metadata.get('help', '')} (default {default})"
             kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0].split("|")[0].strip())
-            show = f"{f.metadata.get('help', '')} (default {default})"
             if f.name == "models":
                 sp.add_argument(flag, dest=dest, action="append", default=None, help=show)
-            elif isinstance(default, bool):
+            elif f.type in ("bool", bool):
                 sp.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default, help=show)
             else:
                 sp.add_argument(flag, dest=dest, type=kind or str, default=default, help=show,
@@ -265,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "eval" and not a.suite and (problem_with_candidate := check_candidate_file(a.candidate)):
         print(f"error: {problem_with_candidate}", file=sys.stderr)  # before any problem loads or worker starts
         return 2
+    if a.cmd in ("search", "batch"):  # the device defaults, from SearchParams' own factories
+        from workbench.params import param_fields
+
+        for f, _, dest in param_fields():
+            if f.metadata.get("device") and getattr(a, dest) is None:
+                setattr(a, dest, f.default_factory())
     if hasattr(a, "target"):
         a.target = a.target or default_target()
         a.compile = (a.target == "cuda") if a.compile is None else a.compile
