@@ -14,14 +14,13 @@ KernelBench's figures (workbench.fastp) per level, the judging policy named in e
 from __future__ import annotations
 
 import fnmatch
-import inspect
 import json
 import os
 import queue
 import re
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -173,12 +172,6 @@ def size_check(problem: Problem, target: str, device_index: int = 0) -> dict[str
 
 
 # -- policies ----------------------------------------------------------------------------------------------
-def judge_takes_policy() -> bool:
-    from workbench.judge import evaluate
-
-    return "policy" in inspect.signature(evaluate).parameters
-
-
 def policy_for(problem: Problem, asked: str | None) -> str:
     """--policy, else the file's POLICY, else strict for our own problems/ and SUITE_DEFAULT_POLICY for the rest."""
     own = problem.path.resolve().is_relative_to(PROBLEMS_DIR.resolve())
@@ -186,11 +179,6 @@ def policy_for(problem: Problem, asked: str | None) -> str:
     if policy not in POLICIES:
         raise ProblemError(f"{problem.path}: policy {policy!r} is not one of {', '.join(POLICIES)}")
     return policy
-
-
-def policy_kwargs(policy: str) -> dict[str, Any]:
-    """The judge's keyword for a policy; a judge without policies applies strict only and says so in the rows."""
-    return {"policy": policy} if judge_takes_policy() else {}
 
 
 # -- records and tables -----------------------------------------------------------------------------------
@@ -202,14 +190,13 @@ def first_reason(reasons: list[str]) -> str:
 
 
 def verdict_row(v: Any, asked_policy: str) -> dict[str, Any]:
-    """What a table needs from a Verdict, read defensively (fields the judge may or may not have yet)."""
+    """What a table needs from a Verdict."""
     sp = v.speedups()
     timing = v.timing or {}
     return {"status": v.status, "correct": bool(v.correct), "codes": sorted(v.codes), "reason": first_reason(v.reasons),
             "reasons": v.reasons[:8], "ms": v.ms, "speedup_eager": sp["eager"], "speedup_compile": sp["compile"],
-            "policy_asked": asked_policy, "policy": getattr(v, "policy", None) or "strict",
-            "device_share": timing.get("device_share"), "degenerate": bool(getattr(v, "degenerate", False)),
-            "stage": getattr(v, "stage", None), "device_name": getattr(v, "device_name", None) or timing.get("device"),
+            "policy_asked": asked_policy, "policy": v.policy, "device_share": timing.get("device_share"),
+            "degenerate": bool(v.degenerate), "stage": v.stage, "device_name": v.device_name or timing.get("device"),
             "seconds": v.seconds}
 
 
@@ -362,10 +349,7 @@ def run_search(log: Log, e: Entry, problem: Problem, a: Any, policy: str, suite_
     kw = dict(problem=str(problem.path), models=list(a.model), rounds=a.rounds, ideas=a.ideas, impls=a.impls,
               seeds=a.seeds, repairs=a.repairs, target=a.target, base_url=a.base_url, max_candidates=a.max_candidates,
               max_tokens=a.max_tokens, max_wall_s=a.max_wall, compile_baseline=a.compile, trials=a.trials,
-              samples=a.samples, timeout_s=a.timeout)
-    names = {f.name for f in fields(SearchParams)}
-    if "policy" in names:
-        kw["policy"] = policy
+              samples=a.samples, timeout_s=a.timeout, policy=policy)
     params = SearchParams(**kw)
     run_id = re.sub(r"[^\w.-]", "_", e.rel.removesuffix(".py"))
     runs_dir = suite_dir / "runs"
@@ -390,7 +374,7 @@ def run_search(log: Log, e: Entry, problem: Problem, a: Any, policy: str, suite_
             "speedup_eager": best.get("speedup_eager") if best else None,
             "speedup_compile": best.get("speedup_compile") if best else None,
             "degenerate": any(v.get("degenerate") for v in verdicts),
-            "policy_asked": policy, "policy": policy if "policy" in names else "strict"}
+            "policy_asked": policy, "policy": policy}
 
 
 def suite_main(a: Any) -> int:
@@ -594,7 +578,7 @@ def rejudge_main(a: Any) -> int:
                 continue
             by_path = {m.candidate: m for m in todo}
             pool = EvalPool(a.target, trials=a.trials, samples=a.samples, timeout_s=a.timeout, timing=a.timing,
-                            baseline=baseline or None, **policy_kwargs(policy))
+                            baseline=baseline or None, policy=policy)
 
             def record(path: Path, v: Any, policy: str = policy) -> None:
                 m = by_path[path]
@@ -663,7 +647,4 @@ def rejudge_report(store: RunStore, matches: list[Match], policies: list[str | N
 
 
 def _policy_text(r: dict[str, Any]) -> str:
-    asked, applied = r.get("policy_asked"), r.get("policy")
-    if asked and applied and asked != applied:
-        return f"{applied} (asked {asked}; this judge has no {asked})"
-    return str(applied or asked or "-")
+    return str(r.get("policy") or r.get("policy_asked") or "-")
