@@ -330,7 +330,7 @@ class Search:
         cid = verdict_event["candidate"]
         path = self.store.candidate_path(cid)
         for proposer in self.proposers.values():
-            if hasattr(proposer, "observe") and path.is_file():
+            if path.is_file():
                 proposer.observe(cid, path.read_text(), verdict_event)
 
     # -- steps ------------------------------------------------------------------------------------------
@@ -339,13 +339,12 @@ class Search:
         if self.replay is not None:
             return
         for spec, proposer in self.proposers.items():
-            client = getattr(proposer, "client", None)
-            if client is None or not hasattr(client, "check"):
+            if proposer.offline:
                 continue
             from workbench.models.base import ModelError
 
             try:
-                warning = client.check()
+                warning = proposer.client.check()
             except ModelError as e:
                 self.notice(f"model {spec} cannot be used: {e}")
                 raise ModelsUnreachable(f"model {spec} cannot be used: {e}") from e
@@ -387,8 +386,7 @@ class Search:
         proposer = self.proposers[spec]
         marker = f"ideas-r{r}-n{n}"
         if not self.store.has(marker):
-            got = (proposer.ideas(ctx, k, place=f"r{r}-ideas-{n}") if getattr(proposer, "concurrent", False)
-                   else proposer.ideas(ctx, k))
+            got = proposer.ideas(ctx, k) if proposer.offline else proposer.ideas(ctx, k, place=f"r{r}-ideas-{n}")
             for i, idea in enumerate(got[:k]):
                 if idea.text:
                     self.emit("idea", f"r{r}-i{offset + i}", round=r, slot=n, text=idea.text, model=spec,
@@ -401,7 +399,7 @@ class Search:
             idea = Idea(rec.text, rec.model, rec.data)
             parent = next((b for b in ctx.best if b["id"] == idea.data.get("seed")), None) or \
                 (ctx.best[j % len(ctx.best)] if ctx.best else None)
-            if getattr(proposer, "concurrent", False):
+            if not proposer.offline:
                 for m in range(self.p.impls):
                     tasks.spawn(self.implementation_chain, r, j, m, rec.id, idea, parent, ctx)
             else:  # an offline proposer: instant, and each implementation must see the ones before it
@@ -450,7 +448,7 @@ class Search:
         """Counters of the kernels that seed round r+1, each profiled once, for its idea prompt."""
         if self.p.profile_kernels <= 0 or self.store.has(f"profile-r{r}"):
             return
-        if all(m == "tuner" for m in self.p.models):  # no prompt to put it in: 5-10 s a round on the H200 for nothing
+        if all(pr.offline for pr in self.proposers.values()):  # no prompt to put it in: 5-10 s a round on the H200 for nothing
             return
         from workbench import profile_feedback as pf
 
@@ -520,7 +518,7 @@ class Search:
 
     def model_outcome(self) -> str | None:
         """Why the models produced nothing, or None when they produced a candidate (or none was asked)."""
-        specs = [s for s in self.proposers if s != "tuner"]
+        specs = [s for s, pr in self.proposers.items() if not pr.offline]
         if not specs:
             return None
         made = [c for c in self.state.candidates.values() if c.model in specs and not c.failed]

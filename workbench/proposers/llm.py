@@ -56,7 +56,7 @@ def _facts(ctx: Context) -> dict[str, Any]:
 
 
 class ModelProposer:
-    concurrent = True  # the search may run this proposer's calls in parallel
+    offline = False  # a model: the search runs its calls in parallel
 
     def __init__(self, client: ModelClient, max_output_tokens: int | None = None, concurrency: int = 8,
                  book: CallBook | None = None, name: str | None = None):
@@ -93,6 +93,9 @@ class ModelProposer:
                 with self._lock:
                     self.in_flight -= 1
         return self.book.record(rec) if place is not None else rec
+
+    def observe(self, candidate_id: str, source: str, record: dict[str, Any]) -> None:
+        """Nothing to do: a model hears of outcomes through the next prompt's history."""
 
     def ideas(self, ctx: Context, k: int, place: str | None = None) -> list[Idea]:
         best = [{"source": b["source"], "ms": b["ms"], "speedup_eager": b.get("speedup_eager"),

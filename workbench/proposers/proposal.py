@@ -38,9 +38,16 @@ class Context:
 
 class Proposer(Protocol):
     name: str
+    # True for a proposer without a model (the tuner): nothing to reach or bill, no prompt to put
+    # profiles in, and instant, so its implementations are made in order, each seeing the ones before.
+    # False: a model, whose calls the search runs in parallel and checks before it starts.
+    offline: bool
 
     def ideas(self, ctx: Context, k: int) -> list[Idea]: ...
 
     def implement(self, ctx: Context, idea: Idea, seed: dict[str, Any] | None, index: int) -> Implementation: ...
 
     def repair(self, ctx: Context, source: str, failure: str, report: str) -> Implementation: ...
+
+    def observe(self, candidate_id: str, source: str, record: dict[str, Any]) -> None:
+        """A verdict of a candidate, for proposers that learn from them."""

@@ -216,6 +216,7 @@ class Tuner:
     only halving) or "sha" (Optuna's SuccessiveHalvingPruner answers promote() from screen timings).
     """
     name = "tuner"
+    offline = True
 
     def __init__(self, seed: int = 0, budget: int | None = None, sampler: str = "tpe", pruner: str | None = None):
         if sampler not in ("tpe", "random"):
