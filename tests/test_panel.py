@@ -57,6 +57,24 @@ def test_table_keeps_latest_rows(tmp_path):
     assert html.count("<tr>") == 3 and "r2-i0-m0" in html and "r0-a<" not in html
 
 
+def test_the_last_drawing_of_a_search_does_not_say_running(tmp_path, monkeypatch):
+    """The search thread draws once more as it ends, before the panel reads as idle: that drawing's
+    title gives the run's own state (a stopped run lacks its end event: killed), never [running]."""
+    from workbench import report
+
+    store = make_run(tmp_path)
+    panel = SearchPanel(problem="x", target="cpu")
+    for ev in store.events():
+        panel.on_event(ev)
+    titles = []
+    real = report.plot_trajectory
+    monkeypatch.setattr(report, "plot_trajectory", lambda log, title: (titles.append(title), real(log, title=title))[1])
+    panel._idle.clear()  # as while the search thread runs
+    panel.draw()
+    panel.draw(running=False)
+    assert titles[0].endswith("[running]") and "[running]" not in titles[1], titles
+
+
 def test_stop_sets_the_event_the_search_reads():
     panel = SearchPanel(problem="x", target="cpu")
     assert not panel.stop_event.is_set()

@@ -233,12 +233,12 @@ class SearchPanel:
             self.status.value = f"<b style='color:red'>error: {html.escape(repr(e))[:400]}</b>"
         finally:
             self.start_button.disabled, self.stop_button.disabled = False, True
-            self.draw()
+            self.draw(running=False)  # the search is over: its title must not say [running]
             self._idle.set()
             for viewer in self._viewers:
                 viewer.start_button.disabled, viewer.stop_button.disabled = False, True
                 viewer.status.value = self.status.value
-                viewer.draw()
+                viewer.draw(running=False)
 
     def _dispatch(self, ev: dict[str, Any]) -> None:
         self.on_event(ev)
@@ -313,17 +313,18 @@ class SearchPanel:
             f"<td style='color:{CSS_COLOURS.get(r['status'], 'firebrick')}'>{r['status']}</td>"
             f"<td>{f(r['ms'])}</td><td>{f(r['speedup_eager'])}</td><td>{f(r['speedup_compile'])}</td></tr>"
             for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return (f"<style>.wb-candidates th, .wb-candidates td {{padding: 1px 10px; text-align: left}}</style>"
+                f"<table class='wb-candidates'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
-    def draw(self) -> None:
+    def draw(self, running: bool | None = None) -> None:
         """Redraw the trajectory into the Output widget. Thread-safe: one assignment of the output list, no
         `with out:` context, and no display formatter (outside a kernel, asking for one would make an IPython
-        shell in this thread)."""
+        shell in this thread). running: whether a search is still going (default: this panel's state)."""
         import base64
 
         plt = report._pyplot()
         # A log without an end event is a killed run to the report; here it may be one still running.
-        state = "running" if self.running() else report.run_state(self.log)["state"]
+        state = "running" if (self.running() if running is None else running) else report.run_state(self.log)["state"]
         title = f"{report.problem_name(self.log)} ({self.log.run_id})" + ("" if state == "finished" else f" [{state}]")
         fig = report.plot_trajectory(self.log, title=title)
         buf = io.BytesIO()

@@ -577,6 +577,9 @@ def plot_summary(rows: Sequence[dict[str, Any]], axes: Any = None) -> Any:
         ax.set_xlabel("operator")
         ax.set_ylabel(label)
         ax.set_title(f"best {label.split(' (')[0]}", fontsize=9)
+        if key == "speedup_compile" and rows and all(r.get(key) is None for r in rows):
+            ax.text(0.5, 0.5, "no torch.compile baseline in these runs\n(off by default on the CPU target)",
+                    transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.4")
     fig.suptitle(f"best kernels per operator ({', '.join(devices) or 'no device'}); "
                  f"fast_1.0 = {fast_p(rows, 1.0):.0%}, fast_1.5 = {fast_p(rows, 1.5):.0%}", fontsize=10)
     return fig
@@ -586,6 +589,7 @@ def plot_trajectories(stores: Sequence[RunStore], cols: int = 2) -> Any:
     """A grid with one trajectory per run."""
     plt = _pyplot()
     n = max(1, len(stores))
+    cols = min(cols, n)  # one run: one column, its title centred over it
     rows = math.ceil(n / cols)
     fig = plt.figure(figsize=(6.5 * cols, 4.6 * rows), layout="constrained")
     for i, sub in enumerate(fig.subfigures(rows, cols, squeeze=False).flat):
