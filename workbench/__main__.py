@@ -52,7 +52,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     baseline = time_reference(problem, target=a.target, compile=a.compile) if a.timing else None
     facts = measure_facts(a.target) if a.timing and a.target == "cuda" else None
     v = evaluate(problem, a.candidate, target=a.target, trials=a.trials, timing=a.timing, baseline=baseline,
-                 facts=facts, timeout_s=a.timeout, samples=a.samples, **policy_kwargs(a))
+                 facts=facts, timeout_s=a.timeout, samples=a.samples,
+                 policy=a.policy[-1] if a.policy else None)
     print(f"problem    {problem.name}  ({problem.path})")
     print(f"candidate  {a.candidate}")
     print(f"verdict    {v.status.upper()}")
@@ -81,13 +82,6 @@ def cmd_eval(a: argparse.Namespace) -> int:
     out.write_text(json.dumps(v.to_json(), indent=1, default=str))
     print(f"record     {out}")
     return 0 if v.correct else 1
-
-
-def policy_kwargs(a: argparse.Namespace) -> dict[str, Any]:
-    """--policy for one evaluation, passed on only to a judge that has policies."""
-    from workbench.suite import judge_takes_policy
-
-    return {"policy": a.policy[-1]} if a.policy and judge_takes_policy() else {}
 
 
 def suite_args(sp: argparse.ArgumentParser) -> None:
