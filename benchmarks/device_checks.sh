@@ -56,7 +56,7 @@ print('prebuilt', len(ps), 'failed', [p.name for p, x in zip(ps, r) if x.get('er
     kernelbench)
         TAIL=40 step kernelbench 570 bash benchmarks/kernelbench_gpu.sh ;;  # 570: pip and the call's start inside 600
     tuner)
-        TAIL=12 step tuner-vs-sweep 590 python3 benchmarks/tuner_vs_sweep.py --time-limit 420 \
+        TAIL=12 step tuner-vs-sweep 570 python3 benchmarks/tuner_vs_sweep.py --time-limit 420 \
             --json "$OUT/tuner-vs-sweep.json" ;;
     *) echo "unknown group $group (judge|truth|search|kernelbench|tuner)" >&2; exit 2 ;;
     esac
