@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 CANDIDATES = catalog("cpu")
 BY_NAME = {c.name: c for c in CANDIDATES}
-DISRUPTIVE = {"crash": 120.0, "hang": 90.0, "oom": 120.0}  # name -> timeout_s
+DISRUPTIVE = {"crash": 120.0, "hang": 20.0, "oom": 120.0}  # name -> timeout_s (a hang costs its whole timeout)
 HONEST = [c for c in CANDIDATES if c.honest]
 CHEATS = [c for c in CANDIDATES if not c.honest and c.name not in DISRUPTIVE]
 
