@@ -6,6 +6,8 @@ Each candidate builds C++ with load_inline (~30 s on a 2-core box when not cache
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from candidate_catalog import Candidate, assert_correct, catalog, check_cheat, check_disruptive, judge
@@ -45,6 +47,38 @@ def test_cheat_is_caught(cand: Candidate):
 @pytest.mark.parametrize("name", sorted(DISRUPTIVE))
 def test_disruptive_cheat_is_caught_and_judge_recovers(name: str):
     check_disruptive(BY_NAME[name], "cpu", DISRUPTIVE[name], BY_NAME["relu_small"])
+
+
+def test_native_read_finds_no_credential_file_in_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """C++ that reads the judge's ~/.netrc and ~/.aws/credentials computes relu only when it can.
+    In this process it can (the control); judged, both files are hidden, so its output is zeros."""
+    import importlib.util
+
+    import torch
+
+    from candidate_catalog import PROBLEMS_DIR, TESTS_DIR
+    from workbench import build, sandbox
+    from workbench.judge import evaluate
+
+    if not sandbox.available().pid_namespace:
+        pytest.skip("no mount namespace on this machine: files cannot be hidden (docs/isolation.md)")
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".netrc").write_text("machine api.example.com login me password hunter2\n")
+    (home / ".aws" / "credentials").write_text("[default]\naws_secret_access_key = abc123\n")
+    monkeypatch.setenv("HOME", str(home))
+    paths = [str(home / ".netrc"), str(home / ".aws" / "credentials")]
+    src = (TESTS_DIR / "data" / "read_home_secret.py").read_text()
+    cand = tmp_path / "read_home_secret.py"
+    cand.write_text(src.replace('SECRET_PATHS = ["/root/.netrc", "/root/.aws/credentials"]', f"SECRET_PATHS = {paths!r}"))
+    spec = importlib.util.spec_from_file_location("read_home_control", cand)
+    module = importlib.util.module_from_spec(spec)
+    with build.patched_load_inline():
+        spec.loader.exec_module(module)
+    x = torch.randn(1000)
+    assert torch.equal(module.ModelNew()(x), torch.relu(x))  # the files are readable here
+    v = evaluate(PROBLEMS_DIR / "relu_small", cand, target="cpu", static_scan=False, timing=False)
+    assert v.status != "correct" and v.codes & {"mismatch", "rel_error"}, v.reasons
 
 
 def test_native_getenv_finds_no_api_key_in_the_worker(monkeypatch: pytest.MonkeyPatch):

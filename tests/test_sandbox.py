@@ -210,6 +210,31 @@ def test_hidden_directory_looks_empty_and_stays_intact(tmp_path):
 
 
 @needs_namespaces
+def test_hidden_file_reads_empty_and_stays_intact(tmp_path):
+    secret = tmp_path / ".netrc"
+    secret.write_text("machine x login me password hunter2\n")
+    look = (f"print(repr(open({str(secret)!r}).read()))\ntry:\n open({str(secret)!r}, 'w').write('mine')\n"
+            "except OSError as e:\n print('refused', e.errno)")  # a write goes to /dev/null, or is refused
+    proc, _ = sandbox.spawn([sys.executable, "-c", look], scratch=tmp_path / "s", readonly=[Path("/")], hidden=[secret],
+                            stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=30)
+    assert out.decode().splitlines()[0] == "''"
+    assert secret.read_text() == "machine x login me password hunter2\n"
+
+
+def test_the_worker_hides_credential_stores_of_the_judges_home(tmp_path, monkeypatch):
+    from workbench.worker_process import credential_files
+
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".netrc").write_text("x")
+    (home / ".bashrc").write_text("x")  # not a credential store: stays visible
+    monkeypatch.setenv("HOME", str(home))
+    found = credential_files()
+    assert home / ".ssh" in found and home / ".netrc" in found and home / ".bashrc" not in found
+
+
+@needs_namespaces
 def test_child_cannot_remount_readonly_path_writable(tmp_path):
     guarded = tmp_path / "guarded"
     guarded.mkdir()

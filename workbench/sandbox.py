@@ -169,8 +169,8 @@ def spawn(cmd: list[str], *, scratch: Path, readonly: Sequence[Path], writable: 
 
     `env` defaults to `worker_env(os.environ, scratch)`. `new_proc` mounts a /proc of the new PID
     namespace (hides the host's processes; check CUDA with `--selftest` before turning it on).
-    `hidden` directories (a home with credential files, say) look empty to cmd; none may hold a
-    `readonly`, `writable` or scratch path.
+    `hidden` directories (credential stores, say) look empty to cmd and `hidden` files read as
+    /dev/null; no hidden directory may hold a `readonly`, `writable` or scratch path.
     Raises RuntimeError, with the reason, when the confinement could not be set up."""
     return _spawn(cmd, available(), scratch=scratch, readonly=readonly, writable=writable, env=env, stdin=stdin,
                   stdout=stdout, stderr=stderr, pass_fds=pass_fds, network=network, new_proc=new_proc,
@@ -189,8 +189,8 @@ def _spawn(cmd: list[str], can: Confinement, *, scratch: Path, readonly: Sequenc
             raise FileNotFoundError(f"sandbox path does not exist: {p}")
     hidden = [Path(h).resolve() for h in hidden]
     for h in hidden:
-        if not h.is_dir():
-            raise ValueError(f"sandbox can hide directories only: {h}")
+        if not (h.is_dir() or h.is_file()):
+            raise ValueError(f"sandbox can hide directories and regular files only: {h}")
         inside = [p for p in [*readonly, *writable, scratch] if Path(p).resolve().is_relative_to(h)]
         if inside:
             raise ValueError(f"sandbox cannot hide {h}: it holds {inside[0]}, which the child needs")

@@ -6,7 +6,8 @@ what the interpreter has loaded anyway: json and re would add a third to its cos
 
     outer   unshare(2): new mount + PID + network namespaces (+ user namespace when not root);
             read-only bind remounts of `readonly`, a private /dev/shm, read-write binds of
-            `writable` and scratch, an empty read-only tmpfs over each `hidden` directory,
+            `writable` and scratch, an empty read-only tmpfs over each `hidden` directory
+            (/dev/null over each hidden file),
             /dev read-only with only a few devices usable
     init    PID 1 of the new PID namespace: PR_SET_PDEATHSIG on outer, reaps orphans, and exits
             when cmd exits or a lifeline closes (the judge's, or outer's); the kernel then kills
@@ -133,6 +134,16 @@ def _private_shm(writable: list[str]) -> None:
         os.makedirs(path, exist_ok=True)
         _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, f"bind {path} into the private /dev/shm")
         os.close(fd)
+
+
+def _hide(path: str) -> None:
+    """A directory: an empty read-only tmpfs over it. A file: /dev/null over it, read-only. Either
+    way what it held cannot be read."""
+    if os.path.isdir(path):
+        _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, f"hide {path}", "size=4k,mode=555")
+        return
+    _mount("/dev/null", path, None, MS_BIND, f"hide {path}")
+    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, f"read-only {path}")
 
 
 def _restrict_devices() -> None:
@@ -326,9 +337,8 @@ def setup_main(spec: dict, cmd: list[str]) -> int:
         for path in spec["writable"]:
             _bind_writable(path)
         _restrict_devices()
-        for path in spec["hidden"]:  # an empty read-only tmpfs over it: its files cannot be read
-            _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, f"hide {path}",
-                   "size=4k,mode=555")
+        for path in spec["hidden"]:
+            _hide(path)
     except OSError as e:
         _report(report, "error", f"setup: {e}")
         return 125

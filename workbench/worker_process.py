@@ -70,9 +70,42 @@ def spawn_confined(cmd: list[str], scratch: Path, stdin: Any, stdout: Any, stder
     if sb is not None:
         new_proc = os.environ.get("WORKBENCH_SANDBOX_NEW_PROC", "1") != "0"
         return sb.spawn(cmd, scratch=scratch, readonly=[Path("/")], env=env, stdin=stdin, stdout=stdout,
-                        stderr=stderr, new_proc=new_proc)
+                        stderr=stderr, new_proc=new_proc, hidden=credential_files())
     proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True, env=env, cwd=scratch)
     return proc, None
+
+
+# Where tools keep credentials, relative to a home (and `.env` in the checkout): the environment's
+# keys are gone from a worker, and these must be too. A name list, so a secret in some other file
+# under a home stays readable (docs/threat-model.md says so); no network reaches a worker, but its
+# error text travels on into repair prompts and reports.
+CREDENTIAL_PATHS = (".netrc", ".git-credentials", ".pypirc", ".npmrc", ".pgpass", ".env", ".ssh", ".gnupg",
+                    ".aws", ".azure", ".kube", ".docker", ".oci", ".config/gcloud", ".config/gh", ".config/hub",
+                    ".config/openai", ".config/anthropic", ".cache/huggingface", ".huggingface", ".bash_history",
+                    ".zsh_history", ".python_history", ".ipython", ".local/share/jupyter/runtime")
+
+
+def credential_files() -> list[Path]:
+    """The credential stores that exist under the judge's home, /root and every /home/<user>."""
+    import pwd
+
+    homes = {Path.home(), Path("/root")}
+    try:
+        homes.add(Path(pwd.getpwuid(os.getuid()).pw_dir))
+        homes.update(p for p in Path("/home").iterdir() if p.is_dir())
+    except (KeyError, OSError):
+        pass
+    found = {REPO_ROOT / ".env"}
+    for home in homes:
+        found.update(home / rel for rel in CREDENTIAL_PATHS)
+    out = set()
+    for p in found:
+        try:
+            if p.is_file() or p.is_dir():
+                out.add(p.resolve())
+        except OSError:  # a home we may not look into: the child cannot either
+            continue
+    return sorted(out)
 
 
 def end_confined(proc: subprocess.Popen) -> None:
