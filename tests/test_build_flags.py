@@ -1,6 +1,8 @@
 """The judge builds for the GPU it times on: a candidate's own architecture flags are left out."""
 from __future__ import annotations
 
+import pytest
+
 from workbench.build import device_arch_flags
 
 
@@ -20,3 +22,27 @@ def test_flags_without_architecture_are_kept_as_they_are():
     assert device_arch_flags(flags) == (flags, [])
     # a flag that merely starts like one (-archive...) is not an architecture flag
     assert device_arch_flags(["-architecture-notes"]) == (["-architecture-notes"], [])
+
+
+def test_an_include_of_a_credential_file_reads_nothing_in_the_confined_build(tmp_path, monkeypatch):
+    """The compiler runs on the candidate's source: `#include "~/.netrc"` would put a line of it in
+    the build error a repair prompt carries. Confined, the file reads as empty. The control: the
+    same build with the sandbox off shows the secret, so the test can fail."""
+    from workbench import build, sandbox
+
+    if not sandbox.available().pid_namespace:
+        pytest.skip("no mount namespace on this machine: files cannot be hidden (docs/isolation.md)")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".netrc").write_text("machine api.example.com login me password hunter2\n")
+    monkeypatch.setenv("HOME", str(home))
+    def spec(tag: str) -> build.BuildSpec:  # a source of its own per build (the cache key), same include
+        src = f'#include "{home / ".netrc"}"\n// {tag} {tmp_path.name}\ntorch::Tensor f(torch::Tensor x) {{ return x; }}'
+        return build.spec_from_load_inline_args("netrc_include", [src], functions=["f"])
+
+    monkeypatch.setenv("WORKBENCH_SANDBOX", "off")
+    leaky = build.build(spec("open"))
+    assert not leaky.ok and "hunter2" in leaky.log  # the control
+    monkeypatch.setenv("WORKBENCH_SANDBOX", "on")
+    confined = build.build(spec("confined"))
+    assert "hunter2" not in confined.log and confined.ok, confined.log[-2000:]

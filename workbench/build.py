@@ -10,7 +10,8 @@ source semantics (implicit headers, generated pybind11 bindings), but:
 - only the present GPU's arch is compiled (TORCH_CUDA_ARCH_LIST, set by `target_arch`);
 - the compiler output is kept verbatim (it feeds repair prompts), with registers, spills
   and shared memory parsed from ptxas;
-- ninja runs under a time limit, in its own process group, killed whole on timeout.
+- ninja runs under a time limit, confined like a worker (workbench.sandbox: read-only tree but
+  the build directory, no credentials), killed whole on timeout.
 """
 from __future__ import annotations
 
@@ -153,6 +154,43 @@ def _limit_memory() -> None:
 
     limit = int(MEMORY_LIMIT_GB * (1 << 30))
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+# Runs `argv[2:]` with its address space capped at argv[1] GB: the confined compiler's memory limit
+# (the sandbox takes no preexec function).
+_CAPPED = ("import os, resource, sys; n = int(float(sys.argv[1]) * (1 << 30)); "
+           "resource.setrlimit(resource.RLIMIT_AS, (n, n)); os.execvp(sys.argv[2], sys.argv[2:])")
+
+
+def _run_confined(cmd: list[str], cwd: Path, timeout_s: float) -> tuple[int, str, bool] | None:
+    """Compile a candidate's sources confined as its worker is: the whole tree read-only but the build
+    directory, no network, no credentials, the credential stores hidden (an `#include` of
+    ~/.netrc reads nothing), everything it starts killed with it. None where the sandbox is off."""
+    from workbench.worker_process import _sandbox, credential_files, new_scratch
+
+    sb = _sandbox()
+    if sb is None:
+        return None
+    import shutil
+
+    scratch = new_scratch("build")
+    capped = [sys.executable, "-c", _CAPPED, str(MEMORY_LIMIT_GB)] if MEMORY_LIMIT_GB > 0 else []
+    try:
+        proc, _ = sb.spawn([*capped, *cmd], scratch=scratch, readonly=[Path("/")], writable=[cwd],
+                           env=sb.build_env(scratch=scratch), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, hidden=credential_files())
+        try:
+            out, _ = proc.communicate(timeout=timeout_s)
+            code, timed_out = proc.returncode, False
+        except subprocess.TimeoutExpired:
+            sb.kill(proc)
+            out, _ = proc.communicate()
+            code, timed_out = -9, True
+        finally:
+            sb.kill(proc)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return code, out.decode(errors="replace"), timed_out
 
 
 def _run(cmd: list[str] | str, cwd: Path, timeout_s: float, shell: bool = False) -> tuple[int, str, bool]:
@@ -320,7 +358,8 @@ def build(spec: BuildSpec, cache_dir: Path | str | None = None, timeout_s: float
             return _finish(directory, spec, key, module_name, None, t0, _configure_hint(spec, e), "configure", pch_used)
         remaining = max(1.0, timeout_s - (time.perf_counter() - t0))
         jobs = os.environ.get("MAX_JOBS", "2")
-        code, out, timed_out = _run(["ninja", "-v", "-j", jobs], directory, remaining)
+        run = ["ninja", "-C", str(directory), "-v", "-j", jobs]  # the candidate's code: compiled confined
+        code, out, timed_out = _run_confined(run, directory, remaining) or _run(run, directory, remaining)
         log_parts.append(out)
         pch_used = pch_used and "extension.h.gch: not used" not in out
         error = "timeout" if timed_out else ("" if code == 0 and library.is_file() else f"exit {code}")

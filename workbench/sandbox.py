@@ -61,13 +61,23 @@ def worker_env(base: Mapping[str, str] | None = None, scratch: Path | None = Non
 
     A credential never passes, even under an allowed name or prefix, nor does an allowed
     variable whose value embeds a credential's value (PATH=...:$TOKEN, for instance)."""
+    return _env(base, scratch, allow_list=True)
+
+
+def build_env(base: Mapping[str, str] | None = None, scratch: Path | None = None) -> dict[str, str]:
+    """The compiler's environment: all of `base` (its CC, CPLUS_INCLUDE_PATH, NVCC_* ...) but the
+    credentials, screened as in `worker_env`, with HOME and TMPDIR in `scratch`."""
+    return _env(base, scratch, allow_list=False)
+
+
+def _env(base: Mapping[str, str] | None, scratch: Path | None, allow_list: bool) -> dict[str, str]:
     base = os.environ if base is None else base
     secret_values = [v for k, v in base.items() if _is_secret_name(k) and len(v) >= 8]
     env = {}
     for name, value in base.items():
         if _is_secret_name(name):
             continue
-        if name not in _ALLOWED_NAMES and not name.startswith(_ALLOWED_PREFIXES):
+        if allow_list and name not in _ALLOWED_NAMES and not name.startswith(_ALLOWED_PREFIXES):
             continue
         if any(s in value for s in secret_values):
             continue
