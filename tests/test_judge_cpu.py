@@ -59,6 +59,7 @@ def test_native_read_finds_no_credential_file_in_the_worker(tmp_path: Path, monk
     from candidate_catalog import PROBLEMS_DIR, TESTS_DIR
     from workbench import build, sandbox
     from workbench.judge import evaluate
+    from workbench.worker_process import kill_spares
 
     if not sandbox.available().pid_namespace:
         pytest.skip("no mount namespace on this machine: files cannot be hidden (docs/isolation.md)")
@@ -67,6 +68,7 @@ def test_native_read_finds_no_credential_file_in_the_worker(tmp_path: Path, monk
     (home / ".netrc").write_text("machine api.example.com login me password hunter2\n")
     (home / ".aws" / "credentials").write_text("[default]\naws_secret_access_key = abc123\n")
     monkeypatch.setenv("HOME", str(home))
+    kill_spares()  # a warm spare started before this home existed hides what was there then
     paths = [str(home / ".netrc"), str(home / ".aws" / "credentials")]
     src = (TESTS_DIR / "data" / "read_home_secret.py").read_text()
     cand = tmp_path / "read_home_secret.py"
