@@ -50,7 +50,7 @@ def test_disruptive_cheat_is_caught_and_judge_recovers(name: str):
 
 
 def test_native_read_finds_no_credential_file_in_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """C++ that reads the judge's ~/.netrc and ~/.aws/credentials computes relu only when it can.
+    """C++ that reads the judge's ~/.netrc, ~/.aws/credentials or /etc/shadow computes relu only when it can.
     In this process it can (the control); judged, both files are hidden, so its output is zeros."""
     import importlib.util
 
@@ -69,7 +69,7 @@ def test_native_read_finds_no_credential_file_in_the_worker(tmp_path: Path, monk
     (home / ".aws" / "credentials").write_text("[default]\naws_secret_access_key = abc123\n")
     monkeypatch.setenv("HOME", str(home))
     kill_spares()  # a warm spare started before this home existed hides what was there then
-    paths = [str(home / ".netrc"), str(home / ".aws" / "credentials")]
+    paths = [str(home / ".netrc"), str(home / ".aws" / "credentials"), "/etc/shadow"]  # shadow: uid 0 reads it
     src = (TESTS_DIR / "data" / "read_home_secret.py").read_text()
     cand = tmp_path / "read_home_secret.py"
     cand.write_text(src.replace('SECRET_PATHS = ["/root/.netrc", "/root/.aws/credentials"]', f"SECRET_PATHS = {paths!r}"))

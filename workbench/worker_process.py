@@ -83,10 +83,14 @@ CREDENTIAL_PATHS = (".netrc", ".git-credentials", ".pypirc", ".npmrc", ".pgpass"
                     ".aws", ".azure", ".kube", ".docker", ".oci", ".config/gcloud", ".config/gh", ".config/hub",
                     ".config/openai", ".config/anthropic", ".cache/huggingface", ".huggingface", ".bash_history",
                     ".zsh_history", ".python_history", ".ipython", ".local/share/jupyter/runtime")
+# And the machine's own: password hashes and host keys (uid 0 reads them without capabilities), the
+# secrets Docker and Kubernetes mount into a container (a service account's token).
+SYSTEM_CREDENTIAL_PATHS = ("/etc/shadow", "/etc/gshadow", "/etc/ssh", "/run/secrets", "/var/run/secrets")
 
 
 def credential_files() -> list[Path]:
-    """The credential stores that exist under the judge's home, /root and every /home/<user>."""
+    """The credential stores that exist under the judge's home, /root and every /home/<user>, and the
+    machine's own (SYSTEM_CREDENTIAL_PATHS)."""
     import pwd
 
     homes = {Path.home(), Path("/root")}
@@ -95,7 +99,7 @@ def credential_files() -> list[Path]:
         homes.update(p for p in Path("/home").iterdir() if p.is_dir())
     except (KeyError, OSError):
         pass
-    found = {REPO_ROOT / ".env"}
+    found = {REPO_ROOT / ".env", *(Path(p) for p in SYSTEM_CREDENTIAL_PATHS)}
     for home in homes:
         found.update(home / rel for rel in CREDENTIAL_PATHS)
     out = set()
