@@ -143,7 +143,8 @@ def _hide(path: str) -> None:
         _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, f"hide {path}", "size=4k,mode=555")
         return
     _mount("/dev/null", path, None, MS_BIND, f"hide {path}")
-    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, f"read-only {path}")
+    kept = os.statvfs(path).f_flag & _KEPT_FLAGS  # in a user namespace a remount must keep locked flags
+    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC | kept, f"read-only {path}")
 
 
 def _restrict_devices() -> None:
