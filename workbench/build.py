@@ -166,14 +166,17 @@ def _run_confined(cmd: list[str], cwd: Path, timeout_s: float) -> tuple[int, str
     """Compile a candidate's sources confined as its worker is: the whole tree read-only but the build
     directory, no network, no credentials, the credential stores hidden (an `#include` of
     ~/.netrc reads nothing), everything it starts killed with it. None where the sandbox is off."""
-    from workbench.worker_process import _sandbox, credential_files, new_scratch
+    from workbench.worker_process import _sandbox, credential_files
 
     sb = _sandbox()
     if sb is None:
         return None
     import shutil
+    import tempfile
 
-    scratch = new_scratch("build")
+    # In the temp directory, as an unconfined build's files were: nvcc's and cc1plus's intermediates
+    # run to tens of MB, more than a container's 64 MB /dev/shm holds for builds in parallel.
+    scratch = Path(tempfile.mkdtemp(prefix="workbench-build-"))
     capped = [sys.executable, "-c", _CAPPED, str(MEMORY_LIMIT_GB)] if MEMORY_LIMIT_GB > 0 else []
     try:
         proc, _ = sb.spawn([*capped, *cmd], scratch=scratch, readonly=[Path("/")], writable=[cwd],
