@@ -46,3 +46,16 @@ def test_an_include_of_a_credential_file_reads_nothing_in_the_confined_build(tmp
     monkeypatch.setenv("WORKBENCH_SANDBOX", "on")
     confined = build.build(spec("confined"))
     assert "hunter2" not in confined.log and confined.ok, confined.log[-2000:]
+
+
+def test_a_sandbox_that_cannot_start_is_a_build_error_that_says_so(tmp_path, monkeypatch):
+    from workbench import build, sandbox
+
+    def refuse(*a, **k):
+        raise RuntimeError("sandbox setup failed: refused for the test")
+
+    monkeypatch.setattr(sandbox, "spawn", refuse)
+    spec = build.spec_from_load_inline_args("sandbox_refused", [f"// {tmp_path.name}\ntorch::Tensor f(torch::Tensor x) {{ return x; }}"],
+                                            functions=["f"])
+    r = build.build(spec)
+    assert not r.ok and "the build's sandbox could not start: sandbox setup failed" in r.log

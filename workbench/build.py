@@ -31,7 +31,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -182,31 +182,32 @@ def _run_confined(cmd: list[str], cwd: Path, timeout_s: float) -> tuple[int, str
         proc, _ = sb.spawn([*capped, *cmd], scratch=scratch, readonly=[Path("/")], writable=[cwd],
                            env=sb.build_env(scratch=scratch), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, hidden=credential_files())
-        try:
-            out, _ = proc.communicate(timeout=timeout_s)
-            code, timed_out = proc.returncode, False
-        except subprocess.TimeoutExpired:
-            sb.kill(proc)
-            out, _ = proc.communicate()
-            code, timed_out = -9, True
-        finally:
-            sb.kill(proc)
-    finally:
+    except (RuntimeError, OSError, ValueError) as e:  # the confinement could not be set up: say so in the build log
         shutil.rmtree(scratch, ignore_errors=True)
-    return code, out.decode(errors="replace"), timed_out
+        return 126, f"the build's sandbox could not start: {e}", False
+    try:
+        return _communicate(proc, timeout_s, lambda: sb.kill(proc))
+    finally:
+        sb.kill(proc)  # nothing the compiler started outlives it
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _communicate(proc: subprocess.Popen, timeout_s: float, kill: Callable[[], None]) -> tuple[int, str, bool]:
+    """(exit code, output, timed out) of a build command; on timeout `kill` ends all it started."""
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+        return proc.returncode, out.decode(errors="replace"), False
+    except subprocess.TimeoutExpired:
+        kill()
+        out, _ = proc.communicate()
+        return -9, out.decode(errors="replace"), True
 
 
 def _run(cmd: list[str] | str, cwd: Path, timeout_s: float, shell: bool = False) -> tuple[int, str, bool]:
     """Run a build command in its own process group, memory capped; kill the whole group on timeout."""
     proc = subprocess.Popen(cmd, cwd=cwd, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, preexec_fn=_limit_memory if MEMORY_LIMIT_GB > 0 else None)
-    try:
-        out, _ = proc.communicate(timeout=timeout_s)
-        return proc.returncode, out.decode(errors="replace"), False
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        return -9, out.decode(errors="replace"), True
+    return _communicate(proc, timeout_s, lambda: os.killpg(proc.pid, signal.SIGKILL))
 
 
 _ARCH_FLAGS = ("-arch", "--gpu-architecture", "-gencode", "--generate-code", "-code", "--gpu-code")
