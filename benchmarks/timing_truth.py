@@ -11,9 +11,8 @@ median of `--calls`. The table: judged / CUPTI for every seed and baseline, and 
 the judged seed times over the runs ((max - min) / median). This is also the README's seed table.
 
 The JSON also keeps each call's span on an idle GPU (`*_idle_ms`: a sync after the flush, so the
-host's launch of every kernel shows as a gap). Session 5 on the H200 measured against that span
-only: multi-kernel calls (torch.compile's, layernorm's seed) read 5-12% below it, the host's launch
-gaps the protocol's spin hides; `idle / protocol` says how much of a call that is.
+host's launch of every kernel shows as a gap); `idle / protocol` says how much of a call that is.
+On the H200 it was 0-4% (session 5, notes/judge-h200-session5.md).
 """
 from __future__ import annotations
 

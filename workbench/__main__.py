@@ -8,12 +8,6 @@ from pathlib import Path
 from typing import Any
 
 
-def default_target() -> str:
-    import torch  # here, not at the top: a bad argument is reported before torch takes seconds to import
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def fmt_ms(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
@@ -269,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             if f.metadata.get("device") and getattr(a, dest) is None:
                 setattr(a, dest, f.default_factory())
     if hasattr(a, "target"):
+        from workbench.params import default_target
+
         a.target = a.target or default_target()
         a.compile = (a.target == "cuda") if a.compile is None else a.compile
     if getattr(a, "model", "x") is None:

@@ -14,9 +14,13 @@ RESUME_FREE = ("concurrency", "call_timeout_s", "call_attempts", "max_wall_s", "
 
 
 def _cuda() -> bool:
-    import torch
+    import torch  # here, not at the top: a bad argument is reported before torch takes seconds to import
 
     return torch.cuda.is_available()
+
+
+def default_target() -> str:
+    return "cuda" if _cuda() else "cpu"
 
 
 def _param(default: Any = None, help: str = "", flag: str | None = None, factory: Callable[[], Any] | None = None,
@@ -40,7 +44,7 @@ class SearchParams:
     impls: int = _param(2, "M implementations per idea")
     seeds: int = _param(2, "B best kernels that seed the next round")
     repairs: int = _param(1, "R repair attempts per failed candidate (models only)")
-    target: str = _param(help="cuda | cpu (default: cuda when present)", factory=lambda: "cuda" if _cuda() else "cpu",
+    target: str = _param(help="cuda | cpu (default: cuda when present)", factory=default_target,
                          choices=("cuda", "cpu"), device=True)
     base_url: str | None = _param(None, "endpoint for model specs without '@<base-url>'")
     concurrency: int = _param(8, "model calls in flight at once, per model")
