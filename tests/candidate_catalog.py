@@ -110,3 +110,24 @@ def check_disruptive(cand: Candidate, target: str, timeout_s: float, honest_afte
     assert v.codes & cand.expect, f"expected one of {sorted(cand.expect)}, got {sorted(v.codes)}: {v.reasons}"
     after = judge(honest_after, target)
     assert after.correct, f"after {cand.name}: {after.reasons}"
+
+
+def check_secret_thief(path: Path, target: str) -> None:
+    """A relu_small candidate that computes relu only when it can reach a secret (a key, a file).
+    In this process it can, so it computes relu (the control: the test can fail); judged, it must
+    reach nothing, so its output is zeros and the verdict incorrect."""
+    import importlib.util
+
+    import torch
+
+    from workbench import build
+    from workbench.judge import evaluate
+
+    spec = importlib.util.spec_from_file_location(f"thief_control_{path.stem}_{target}", path)
+    module = importlib.util.module_from_spec(spec)
+    with build.patched_load_inline():
+        spec.loader.exec_module(module)
+    x = torch.randn(1000, device=target)
+    assert torch.equal(module.ModelNew()(x), torch.relu(x))  # the secret is reachable here
+    v = evaluate(PROBLEMS_DIR / "relu_small", path, target=target, static_scan=False, timing=False)
+    assert v.status != "correct" and v.codes & {"mismatch", "rel_error"}, v.reasons

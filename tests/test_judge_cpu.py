@@ -50,15 +50,10 @@ def test_disruptive_cheat_is_caught_and_judge_recovers(name: str):
 
 
 def test_native_read_finds_no_credential_file_in_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """C++ that reads the judge's ~/.netrc, ~/.aws/credentials or /etc/shadow computes relu only when it can.
-    In this process it can (the control); judged, both files are hidden, so its output is zeros."""
-    import importlib.util
-
-    import torch
-
-    from candidate_catalog import PROBLEMS_DIR, TESTS_DIR
-    from workbench import build, sandbox
-    from workbench.judge import evaluate
+    """C++ that reads the judge's ~/.netrc, ~/.aws/credentials or /etc/shadow computes relu only when it
+    can; judged, all three are hidden."""
+    from candidate_catalog import TESTS_DIR, check_secret_thief
+    from workbench import sandbox
     from workbench.worker_process import kill_spares
 
     if not sandbox.available().pid_namespace:
@@ -73,36 +68,14 @@ def test_native_read_finds_no_credential_file_in_the_worker(tmp_path: Path, monk
     src = (TESTS_DIR / "data" / "read_home_secret.py").read_text()
     cand = tmp_path / "read_home_secret.py"
     cand.write_text(src.replace('SECRET_PATHS = ["/root/.netrc", "/root/.aws/credentials"]', f"SECRET_PATHS = {paths!r}"))
-    spec = importlib.util.spec_from_file_location("read_home_control", cand)
-    module = importlib.util.module_from_spec(spec)
-    with build.patched_load_inline():
-        spec.loader.exec_module(module)
-    x = torch.randn(1000)
-    assert torch.equal(module.ModelNew()(x), torch.relu(x))  # the files are readable here
-    v = evaluate(PROBLEMS_DIR / "relu_small", cand, target="cpu", static_scan=False, timing=False)
-    assert v.status != "correct" and v.codes & {"mismatch", "rel_error"}, v.reasons
+    check_secret_thief(cand, "cpu")
 
 
 def test_native_getenv_finds_no_api_key_in_the_worker(monkeypatch: pytest.MonkeyPatch):
     """C++ getenv of the API keys, as a key thief's extension would call it: the candidate computes
-    relu only when it finds a key. In this process, with the keys set, it does (the control: the test
-    can fail); judged, it must find none, so its output is zeros and the verdict incorrect."""
-    import importlib.util
-
-    import torch
-
-    from candidate_catalog import PROBLEMS_DIR, TESTS_DIR
-    from workbench import build
-    from workbench.judge import evaluate
+    relu only when it finds a key; judged, it must find none."""
+    from candidate_catalog import TESTS_DIR, check_secret_thief
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
     monkeypatch.setenv("GEMINI_API_KEY", "gm-test-0123456789abcdef")
-    path = TESTS_DIR / "data" / "getenv_api_key.py"
-    spec = importlib.util.spec_from_file_location("getenv_control", path)
-    module = importlib.util.module_from_spec(spec)
-    with build.patched_load_inline():
-        spec.loader.exec_module(module)
-    x = torch.randn(1000)
-    assert torch.equal(module.ModelNew()(x), torch.relu(x))  # the key is visible here
-    v = evaluate(PROBLEMS_DIR / "relu_small", path, target="cpu", static_scan=False, timing=False)
-    assert v.status != "correct" and v.codes & {"mismatch", "rel_error"}, v.reasons
+    check_secret_thief(TESTS_DIR / "data" / "getenv_api_key.py", "cpu")

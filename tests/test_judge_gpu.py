@@ -37,20 +37,8 @@ def test_disruptive_cheat_is_caught_and_judge_recovers(name: str):
 
 def test_native_getenv_finds_no_api_key_in_the_worker(monkeypatch: pytest.MonkeyPatch):
     """The CUDA form of the CPU test: C++ getenv of the keys decides whether the kernel computes relu."""
-    import importlib.util
-
-    from candidate_catalog import PROBLEMS_DIR, TESTS_DIR
-    from workbench import build
-    from workbench.judge import evaluate
+    from candidate_catalog import TESTS_DIR, check_secret_thief
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
     monkeypatch.setenv("GEMINI_API_KEY", "gm-test-0123456789abcdef")
-    path = TESTS_DIR / "data" / "getenv_api_key_cuda.py"
-    spec = importlib.util.spec_from_file_location("getenv_control_cuda", path)
-    module = importlib.util.module_from_spec(spec)
-    with build.patched_load_inline():
-        spec.loader.exec_module(module)
-    x = torch.randn(1000, device="cuda")
-    assert torch.equal(module.ModelNew()(x), torch.relu(x))  # the key is visible here
-    v = evaluate(PROBLEMS_DIR / "relu_small", path, target="cuda", static_scan=False, timing=False)
-    assert v.status != "correct" and v.codes & {"mismatch", "rel_error"}, v.reasons
+    check_secret_thief(TESTS_DIR / "data" / "getenv_api_key_cuda.py", "cuda")
