@@ -75,7 +75,7 @@ def main() -> int:
     if cuda:
         target_arch()
     names = sorted({torch.cuda.get_device_name(i) if cuda else "cpu" for i in set(a.one + a.two)})
-    problems = [load_problem(n) for n in (a.problems or DEFAULT_PROBLEMS)]
+    problems = [load_problem(n, target=a.target) for n in (a.problems or DEFAULT_PROBLEMS)]  # this target's seeds
     work = Path(tempfile.mkdtemp(prefix="multi-gpu-"))
     batch: dict[str, list[Path]] = {}
     for p in problems:  # <work>/<problem>/<seed>-c<k>.py: same source, a separate evaluation each

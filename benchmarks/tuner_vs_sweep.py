@@ -208,7 +208,7 @@ def main() -> None:
     # One JSON for all problems: a run of one problem replaces its row and keeps the others'.
     results = [r for r in (json.loads(out.read_text()) if out.is_file() else []) if r["problem"] not in a.problems]
     for name in a.problems:
-        problem = load_problem(name)
+        problem = load_problem(name, target=target)  # the space of this target's seeds, as the search sees it
         space = Space(problem.seeds())
         sizes = {v.name: v.size for v in space.variants.values()}
         print(f"{name}: {space.size} points ({', '.join(f'{k} {n}' for k, n in sizes.items())})", flush=True)

@@ -199,6 +199,7 @@ def test_rejudge_runs_layout_under_both_policies_then_resume(tmp_path: Path):
     # torch keeps the linear layer, its own C++ does the ReLU
     assert by["partial"]["policy"] == "partial" and by["partial"]["status"] == "correct", by["partial"]
     assert "| strict | all | 5 | 1 | 0 |" in p.stdout  # n counts the 5 matched candidates, 1 correct
+    assert "build      5 candidate(s) at once, before judging" in p.stdout  # all built first, not one per reference
     # A run killed while writing its last verdict: that line torn, the verdict lost.
     log = tmp_path / "rj" / "events.jsonl"
     lines = log.read_text().splitlines(keepends=True)
@@ -208,4 +209,5 @@ def test_rejudge_runs_layout_under_both_policies_then_resume(tmp_path: Path):
     again = cli(*args)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "judged     1 this time" in again.stdout
+    assert "build      1 candidate(s) at once" in again.stdout  # only the one left to judge
     assert len([ln for ln in log.read_text().splitlines() if '"type": "verdict"' in ln]) == 10

@@ -532,6 +532,24 @@ def match_kernels(refs: list[Entry], kernels_dir: str | Path, only: list[str] | 
 
 
 # -- eval --suite: judging ---------------------------------------------------------------------------------
+def build_all(log: Log, paths: list[Path], target: str) -> None:
+    """Compile every candidate's extensions at once, before anything is timed. KernelBench kernels
+    include torch/extension.h and take 30-60 s each to build; judged one reference at a time they
+    built one at a time (session 6 on the H200: 14 kernels, about 60 s apart)."""
+    from workbench.build import target_arch
+    from workbench.pool import prebuild_all
+
+    if not paths:
+        return
+    if target.startswith("cuda"):
+        target_arch()  # the architecture the judge's pool builds for, so that its cache finds these
+    log.say(f"build      {len(paths)} candidate(s) at once, before judging")
+    t0 = time.perf_counter()
+    results = prebuild_all(paths)
+    failed = sum(bool(r.get("error")) or any(not b["ok"] for b in r.get("builds", [])) for r in results)
+    log.say(f"build      done in {time.perf_counter() - t0:.0f} s ({failed} did not build; their verdicts say why)")
+
+
 def rejudge_main(a: Any) -> int:
     """`eval --suite REFS KERNELS`: judge every matched candidate under each asked policy; table, JSON, fast_p."""
     from workbench.pool import EvalPool
@@ -562,35 +580,33 @@ def rejudge_main(a: Any) -> int:
         groups.setdefault(m.reference.rel, []).append(m)  # type: ignore[union-attr]
     entries = [g[0].reference for g in groups.values()]
     problems = open_problems(log, entries, a.target)  # type: ignore[arg-type]
+    # (reference, policy, candidates without that verdict yet): what this run still has to judge
+    work = [(ref_rel, policy, todo) for ref_rel, group in groups.items() if ref_rel in problems
+            for policy in dict.fromkeys(policy_for(problems[ref_rel], asked) for asked in policies)
+            if (todo := [m for m in group if not log.has(f"verdict:{policy}:{m.rel}")])]
+    build_all(log, sorted({m.candidate for _, _, todo in work for m in todo}), a.target)
     if a.timing:  # --no-timing judges correctness only: no baselines, no speedups
         measure_baselines(log, entries, problems, a.target, a.compile, a.samples)  # type: ignore[arg-type]
     judged = [0]
     total = sum(len(g) for g in groups.values()) * len(policies)
-    for ref_rel, group in groups.items():
-        problem = problems.get(ref_rel)
-        if problem is None:
-            continue
+    for ref_rel, policy, todo in work:
+        problem = problems[ref_rel]
         baseline = {k: v for k, v in (log.get(f"baseline:{ref_rel}") or {}).items() if k not in ("id", "type", "time", "rel")}
-        for asked in policies:
-            policy = policy_for(problem, asked)
-            todo = [m for m in group if not log.has(f"verdict:{policy}:{m.rel}")]
-            if not todo:
-                continue
-            by_path = {m.candidate: m for m in todo}
-            pool = EvalPool(a.target, trials=a.trials, samples=a.samples, timeout_s=a.timeout, timing=a.timing,
-                            baseline=baseline or None, policy=policy)
+        by_path = {m.candidate: m for m in todo}
+        pool = EvalPool(a.target, trials=a.trials, samples=a.samples, timeout_s=a.timeout, timing=a.timing,
+                        baseline=baseline or None, policy=policy)
 
-            def record(path: Path, v: Any, policy: str = policy) -> None:
-                m = by_path[path]
-                row = verdict_row(v, policy)
-                log.append("verdict", f"verdict:{policy}:{m.rel}", candidate=m.rel, reference=ref_rel, rule=m.rule, **row)
-                with log.lock:
-                    judged[0] += 1
-                    k = judged[0]
-                log.say(f"verdict    [{k}/{total}] {m.rel} ({policy}): {row['status']} {_num(row['ms'])} ms"
-                        f"  {_num(row['speedup_eager'], '{:.2f}x')} eager  {row['reason'][:160]}")
+        def record(path: Path, v: Any, policy: str = policy) -> None:
+            m = by_path[path]
+            row = verdict_row(v, policy)
+            log.append("verdict", f"verdict:{policy}:{m.rel}", candidate=m.rel, reference=ref_rel, rule=m.rule, **row)
+            with log.lock:
+                judged[0] += 1
+                k = judged[0]
+            log.say(f"verdict    [{k}/{total}] {m.rel} ({policy}): {row['status']} {_num(row['ms'])} ms"
+                    f"  {_num(row['speedup_eager'], '{:.2f}x')} eager  {row['reason'][:160]}")
 
-            pool.evaluate_many(problem, list(by_path), on_done=record)
+        pool.evaluate_many(problem, list(by_path), on_done=record)
     report = rejudge_report(store, matches, policies)
     (store.dir / "rejudge.md").write_text(report["markdown"])
     out = Path(a.out) if a.out else store.dir / "rejudge.json"
