@@ -98,9 +98,14 @@ class OutOfTime(Exception):
 
 
 def sweep(problem: Any, space: Any, points: list[Any], target: str, base: dict[str, Any], facts: dict[str, Any],
-          trials: int, samples: int, cache: Path, deadline: float | None) -> list[dict[str, Any]]:
+          trials: int, samples: int, cache: Path, deadline: float | None, screen: bool,
+          must: Any = None) -> list[dict[str, Any]]:
     """Every point judged once (rows already in `cache` are reused), through the judge's pool: built
-    in parallel, judged on every GPU of the machine, each verdict appended to `cache` as it comes."""
+    in parallel, judged on every GPU of the machine, each verdict appended to `cache` as it comes.
+    With `screen`, a point whose short timing after its first trial is 25% slower than the best so far
+    stops there (the search's screening stage): it cannot be the sweep's best, and the full protocol
+    is ~1 s of the ~2.7 s a point costs. `must` (the tuner's best) is judged first and in full: the
+    ratio compares its full time."""
     from workbench.pool import EvalPool
     from workbench.problem import REPO_ROOT
     from workbench.proposers.tuner import source_hash
@@ -120,7 +125,8 @@ def sweep(problem: Any, space: Any, points: list[Any], target: str, base: dict[s
     todo: dict[Path, Any] = {}
     for p in points:
         text = space.source(p)
-        if source_hash(text) not in done:
+        row = done.get(source_hash(text))
+        if row is None or (p == must and row["status"] == "screened"):  # the tuner's point: in full
             path = out_dir / f"{p.variant}-{source_hash(text)}.py"
             path.write_text(text)
             todo[path] = p
@@ -133,7 +139,7 @@ def sweep(problem: Any, space: Any, points: list[Any], target: str, base: dict[s
             return  # not judged (stopped): left for the next run
         p = todo[path]
         row = {"hash": source_hash(space.source(p)), "protocol": protocol, "point": point_text(p), "variant": p.variant,
-               "assign": p.assign, "status": v.status, "ms": v.ms, "reasons": v.reasons[:2],
+               "assign": p.assign, "status": v.status, "ms": v.ms, "stage": v.stage, "reasons": v.reasons[:2],
                "device_index": getattr(v, "device_index", None),
                "build_log": v.build_log[-4000:] if v.status == "build_error" else ""}
         with lock:  # one device thread at a time
@@ -142,9 +148,17 @@ def sweep(problem: Any, space: Any, points: list[Any], target: str, base: dict[s
             done[row["hash"]] = row
         print(f"  [sweep {problem.name}] {len(done)}/{len(points)} {row['point']} {v.status} {v.ms or '-'}", flush=True)
 
-    if todo:
-        pool = EvalPool(target, trials=trials, samples=samples, baseline=base, facts=facts)
-        pool.evaluate_many(problem, list(todo), on_done=record, should_stop=stopped)
+    def threshold() -> float | None:
+        with lock:
+            full = [r["ms"] for r in done.values() if r["status"] == "correct" and r["ms"]]
+        return 1.25 * min(full) if full else None
+
+    first = [path for path, p in todo.items() if p == must]
+    for batch, screened in ((first, False), ([path for path in todo if path not in first], screen)):
+        if batch:
+            pool = EvalPool(target, trials=trials, samples=samples, baseline=base, facts=facts)
+            pool.screen = threshold if screened else None
+            pool.evaluate_many(problem, batch, on_done=record, should_stop=stopped)
     missing = [p for p in points if source_hash(space.source(p)) not in done]
     if missing:
         raise OutOfTime(f"{problem.name}: {len(missing)} points left to sweep")
@@ -191,6 +205,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=4, help="judge trials per candidate, search and sweep (make run: 4)")
     ap.add_argument("--samples", type=int, default=30, help="timed samples per trial (make run: 30)")
     ap.add_argument("--time-limit", type=float, default=0, help="seconds; stop the sweep between points after it (exit 3)")
+    ap.add_argument("--screen", action=argparse.BooleanOptionalAction, default=True,
+                    help="stop a swept point after its first trial when it is 25%% slower than the best so far")
     ap.add_argument("--replay-seeds", type=int, default=10)
     ap.add_argument("--tuner-seed", type=int, default=0)
     ap.add_argument("--target", default=None)
@@ -218,7 +234,7 @@ def main() -> None:
         t = time.perf_counter()
         try:
             rows = sweep(problem, space, points, target, tuned["baseline"], tuned["facts"], a.trials, a.samples,
-                         runs_dir / f"{problem.name}-sweep.jsonl", deadline)
+                         runs_dir / f"{problem.name}-sweep.jsonl", deadline, a.screen, tuner_point)
         except OutOfTime as e:
             print(f"time limit reached ({e}); run the same command again to continue", flush=True)
             sys.exit(3)
@@ -236,7 +252,8 @@ def main() -> None:
                   "tuner_point": tuner_point and point_text(tuner_point),
                   "sweep_ms_of_tuner_point": at_tuner and at_tuner["ms"], "sweep_best_ms": best_row and best_row["ms"],
                   "sweep_best_point": best_row and best_row["point"], "ratio": ratio,
-                  "sweep_failures": sum(r["status"] != "correct" for r in rows), "rows": rows}
+                  "sweep_screened": sum(r["status"] == "screened" for r in rows),
+                  "sweep_failures": sum(r["status"] not in ("correct", "screened") for r in rows), "rows": rows}
         if result["exhaustive"] and best_row:
             found = replay(problem, space, by_point, tuned["budget"], a.replay_seeds)
             result["replay_best_ms"] = found

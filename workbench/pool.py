@@ -65,8 +65,12 @@ def prebuild_all(paths: list[Path], timeout_s: float | None = None, workers: int
 
 class EvalPool:
     def __init__(self, target: str, devices: list[int] | None = None, build_workers: int | None = None,
-                 build_timeout_s: float | None = None, **eval_kwargs: Any):
+                 build_timeout_s: float | None = None, prebuilt: dict[Path, dict[str, Any]] | None = None,
+                 **eval_kwargs: Any):
         self.target = target
+        # prebuild() results of candidates already built (prebuild_all): not found and built again,
+        # which costs a confined process's import of torch and the candidate (1-3 s) per candidate.
+        self.prebuilt = prebuilt or {}
         if target == "cuda":
             build.target_arch()  # set TORCH_CUDA_ARCH_LIST once, before builders start
             devices = devices if devices is not None else list(range(torch.cuda.device_count()))
@@ -127,7 +131,12 @@ class EvalSession:
         fut: Future[Verdict | None] = Future()
         with self.lock:
             self.futures.append(fut)
-        built = self.builders.submit(prebuild, Path(path), self.pool.build_timeout_s)
+        known = self.pool.prebuilt.get(Path(path))
+        if known is not None:
+            built: Future[dict[str, Any]] = Future()
+            built.set_result(known)
+        else:
+            built = self.builders.submit(prebuild, Path(path), self.pool.build_timeout_s)
         built.add_done_callback(lambda b: self.ready.put((Path(path), fut, b)))
         return fut
 

@@ -532,7 +532,7 @@ def match_kernels(refs: list[Entry], kernels_dir: str | Path, only: list[str] | 
 
 
 # -- eval --suite: judging ---------------------------------------------------------------------------------
-def build_all(log: Log, paths: list[Path], target: str) -> None:
+def build_all(log: Log, paths: list[Path], target: str) -> dict[Path, dict[str, Any]]:
     """Compile every candidate's extensions at once, before anything is timed. KernelBench kernels
     include torch/extension.h and take 30-60 s each to build; judged one reference at a time they
     built one at a time (session 6 on the H200: 14 kernels, about 60 s apart)."""
@@ -540,7 +540,7 @@ def build_all(log: Log, paths: list[Path], target: str) -> None:
     from workbench.pool import prebuild_all
 
     if not paths:
-        return
+        return {}
     if target.startswith("cuda"):
         target_arch()  # the architecture the judge's pool builds for, so that its cache finds these
     log.say(f"build      {len(paths)} candidate(s) at once, before judging")
@@ -548,6 +548,7 @@ def build_all(log: Log, paths: list[Path], target: str) -> None:
     results = prebuild_all(paths)
     failed = sum(bool(r.get("error")) or any(not b["ok"] for b in r.get("builds", [])) for r in results)
     log.say(f"build      done in {time.perf_counter() - t0:.0f} s ({failed} did not build; their verdicts say why)")
+    return dict(zip(paths, results))
 
 
 def rejudge_main(a: Any) -> int:
@@ -584,7 +585,7 @@ def rejudge_main(a: Any) -> int:
     work = [(ref_rel, policy, todo) for ref_rel, group in groups.items() if ref_rel in problems
             for policy in dict.fromkeys(policy_for(problems[ref_rel], asked) for asked in policies)
             if (todo := [m for m in group if not log.has(f"verdict:{policy}:{m.rel}")])]
-    build_all(log, sorted({m.candidate for _, _, todo in work for m in todo}), a.target)
+    built = build_all(log, sorted({m.candidate for _, _, todo in work for m in todo}), a.target)
     if a.timing:  # --no-timing judges correctness only: no baselines, no speedups
         measure_baselines(log, entries, problems, a.target, a.compile, a.samples)  # type: ignore[arg-type]
     judged = [0]
@@ -594,7 +595,7 @@ def rejudge_main(a: Any) -> int:
         baseline = {k: v for k, v in (log.get(f"baseline:{ref_rel}") or {}).items() if k not in ("id", "type", "time", "rel")}
         by_path = {m.candidate: m for m in todo}
         pool = EvalPool(a.target, trials=a.trials, samples=a.samples, timeout_s=a.timeout, timing=a.timing,
-                        baseline=baseline or None, policy=policy)
+                        baseline=baseline or None, policy=policy, prebuilt=built)
 
         def record(path: Path, v: Any, policy: str = policy) -> None:
             m = by_path[path]
