@@ -6,7 +6,10 @@
 #   search       make run (softmax, tuner, 5 rounds: time, candidates per round, best) and a
 #                2-round scripted-model search whose idea prompts carry profiler feedback
 #   kernelbench  benchmarks/kernelbench_gpu.sh (needs .kb/, see docs/kernelbench.md)
-#   tuner        benchmarks/tuner_vs_sweep.py for softmax, layernorm, matmul_fp16 (resumable)
+#   tuner        benchmarks/tuner_vs_sweep.py for softmax, layernorm, matmul_fp16, an exhaustive sweep
+#                ($SWEEP_CAP, default 0: every point; layernorm and matmul_fp16 have 420 and 504)
+# kernelbench and tuner outlast one call: both resume from what they wrote, so carry outputs/suites
+# or outputs/tuner_vs_sweep (fetched from the call before and unpacked here) into the next call.
 # Logs go to $OUT (or outputs/device_checks); each step has its own time limit, so a slow step
 # leaves the others their time. When a module is missing, wheels are installed from .whl/ if present.
 set -uo pipefail
@@ -54,10 +57,12 @@ print('prebuilt', len(ps), 'failed', [p.name for p, x in zip(ps, r) if x.get('er
         TAIL=14 step play-search 240 python3 -m tests.fakes.play_search softmax --rounds 2 --target cuda
         tar czf "$OUT/runs.tgz" --exclude='*.so' outputs/runs 2>/dev/null ;;
     kernelbench)
-        TAIL=40 step kernelbench 570 bash benchmarks/kernelbench_gpu.sh ;;  # 570: pip and the call's start inside 600
+        TAIL=40 step kernelbench 570 bash benchmarks/kernelbench_gpu.sh  # 570: pip and the call's start inside 600
+        tar czf "$OUT/suites.tgz" outputs/suites 2>/dev/null ;;
     tuner)
         TAIL=12 step tuner-vs-sweep 570 python3 benchmarks/tuner_vs_sweep.py --time-limit 420 \
-            --json "$OUT/tuner-vs-sweep.json" ;;
+            --sweep-cap "${SWEEP_CAP:-0}" --json "$OUT/tuner-vs-sweep.json"
+        tar czf "$OUT/tuner-vs-sweep.tgz" --exclude='*.so' outputs/tuner_vs_sweep 2>/dev/null ;;
     *) echo "unknown group $group (judge|truth|search|kernelbench|tuner)" >&2; exit 2 ;;
     esac
 done
