@@ -458,3 +458,45 @@ def test_the_benchmarks_offline_replay_reaches_the_best_of_a_small_space(problem
     table[broken] = {"status": "build_error", "ms": None, "build_log": ""}
     best = min(r["ms"] for r in table.values() if r["ms"])
     assert bench.replay(problem, space, table, budget=40, seeds=3) == [best, best, best]
+
+
+def test_the_benchmarks_sweep_judges_the_tuners_point_in_full_then_screens_the_rest(problem, tmp_path, monkeypatch):
+    """benchmarks/tuner_vs_sweep.py's sweep: the tuner's point alone and unscreened first (the ratio
+    needs its full time), then every other point screened against 1.25x the best full time so far."""
+    import importlib.util
+
+    import workbench.pool
+    import workbench.problem
+
+    spec = importlib.util.spec_from_file_location("tuner_vs_sweep", Path(__file__).resolve().parent.parent /
+                                                  "benchmarks" / "tuner_vs_sweep.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(workbench.problem, "REPO_ROOT", tmp_path)  # where the sweep writes its point files
+    space = Space(problem.seeds())
+    points = list(space.points())
+    ms = {source_hash(space.source(p)): 1.0 + i / 10 for i, p in enumerate(points)}  # later points slower
+    must = points[-1]  # the slowest point: it would be screened if it were not judged first
+    batches = []
+
+    class FakePool:  # the judge's screening rule, on made-up times: no kernel is built
+        def __init__(self, target: str, **kwargs: Any):
+            self.screen = None
+
+        def evaluate_many(self, problem, paths, on_done, should_stop):
+            batches.append(([space.locate(p.read_text()) for p in paths], self.screen is not None))
+            for path in paths:
+                t, limit = ms[source_hash(path.read_text())], self.screen() if self.screen else None
+                screened = limit is not None and t > limit
+                on_done(path, Verdict(problem.name, str(path), "cpu", status="screened" if screened else "correct",
+                                      timing={"ms": t}, stage="screen" if screened else "full"))
+
+    monkeypatch.setattr(workbench.pool, "EvalPool", FakePool)
+    rows = bench.sweep(problem, space, points, "cpu", {}, {}, 1, 1, tmp_path / "sweep.jsonl", None, True, must)
+    assert batches[0] == ([must], False) and batches[1][1] is True and must not in batches[1][0]
+    by_point = dict(zip(points, rows))
+    assert by_point[must]["status"] == "correct" and by_point[must]["stage"] == "full"
+    # after 1.0 ms is judged in full, anything above 1.25 ms stops at the screen
+    assert {p for p, r in by_point.items() if r["status"] == "screened"} == \
+        {p for p in points if p != must and ms[source_hash(space.source(p))] > 1.25 + 1e-9}
+    assert len(points) > 4  # the space is big enough for the rule to screen something
