@@ -22,6 +22,7 @@ REASON_CODES = frozenset({
     "wrong_device", "nonfinite", "mismatch", "rel_error", "library_kernel", "torch_compute",
     "other_stream", "threads", "tamper", "forbidden_source", "timing_mismatch", "stale_output",
     "crash", "timeout", "oom", "build_error", "no_modelnew", "syntax_error", "no_own_kernel",
+    "error",  # the candidate raised (numpy_fallback: torch's NumPy bridge is off in the worker)
 })  # trivial_check_tightened is informational, never the reason a cheat fails
 
 LINE = re.compile(r"^(?P<kind>HONEST|CHEAT) (?P<name>\w+) on (?P<problem>\w+): (?P<what>.+?)\s*expect: (?P<expect>[\w, ]+)$")

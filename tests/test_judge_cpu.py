@@ -79,3 +79,45 @@ def test_native_getenv_finds_no_api_key_in_the_worker(monkeypatch: pytest.Monkey
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
     monkeypatch.setenv("GEMINI_API_KEY", "gm-test-0123456789abcdef")
     check_secret_thief(TESTS_DIR / "data" / "getenv_api_key.py", "cpu")
+
+
+@pytest.mark.parametrize("where", ["cache", "scratch"])
+def test_a_library_loaded_by_path_is_audited_like_a_build(where: str, tmp_path: Path):
+    """Native code reached without load_inline: an extension already in the build cache (or copied into
+    the candidate's scratch) imported by its path calls at::cpu::mm. The worker reports no build, so an
+    audit of the reported builds sees nothing; the judge reads what the worker has mapped instead.
+    Control: the same library, built through load_inline, is refused (aten_cpu_mm)."""
+    from candidate_catalog import PROBLEMS_DIR, TESTS_DIR
+
+    from workbench import build
+    from workbench.judge import evaluate
+    from workbench.problem import load_problem
+
+    cpp = (TESTS_DIR / "candidates" / "cpu" / "aten_cpu_mm.py").read_text().split('CPP = r"""')[1].split('"""')[0]
+    built = build.build(build.spec_from_load_inline_args("wbt_side_loaded_mm", [cpp], functions=["matmul"],
+                                                         extra_cflags=["-O1"]))
+    assert built.ok, built.log
+    cand = tmp_path / f"side_loaded_{where}.py"
+    cand.write_text((TESTS_DIR / "data" / "side_loaded_library.py").read_text().replace(
+        'LIBRARY, MODULE, WHERE = "", "", "cache"', f"LIBRARY, MODULE, WHERE = {built.library!r}, {built.module_name!r}, {where!r}"))
+    v = evaluate(load_problem(PROBLEMS_DIR / "matmul_small", target="cpu"), cand, target="cpu", static_scan=False)
+    assert not v.correct, f"a side-loaded at::cpu::mm was judged {v.status}"
+    want = "torch_compute" if where == "cache" else "tamper"
+    assert want in v.codes, v.reasons
+
+
+def test_numpy_computes_nothing_in_the_worker_though_it_does_here():
+    """numpy_implicit hands the tensors to numpy.matmul without naming a bridge. Control: in this
+    process (torch's NumPy bridge on) it computes the right product; in the worker (bridge off) it
+    cannot, whatever the source spells (judged with the static scan off)."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("numpy_implicit", BY_NAME["numpy_implicit"].path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    a, b = torch.randn(8, 8), torch.randn(8, 8)
+    assert torch.allclose(module.ModelNew()(a, b), a @ b, atol=1e-5)  # the control
+    v = judge(BY_NAME["numpy_implicit"], "cpu", static_scan=False)
+    assert not v.correct and "Numpy is not available" in " ".join(v.reasons), v.reasons

@@ -42,6 +42,9 @@ ALLOWED_DUNDERS = {"__init__", "__name__", "__qualname__", "__doc__", "__class__
 FRAME_ATTRS = {"__traceback__", "tb_frame", "tb_next", "tb_lasti", "tb_lineno", "f_back", "f_locals", "f_globals",
                "f_builtins", "f_code", "f_lasti", "f_trace", "f_lineno", "gi_frame", "gi_code", "gi_yieldfrom",
                "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code", "ag_await", "cell_contents", "__closure__"}
+# Attributes that hand a tensor's data to another library, whose compute the profiler cannot see
+# (the worker also switches torch's NumPy bridge off; Python lists are the way round it).
+DATA_BRIDGES = {"numpy", "from_numpy", "tolist", "from_dlpack", "to_dlpack", "frombuffer"}
 # Attributes that hand a module of the process's internals to whoever reads them (torch.os, torch.sys, ...).
 MODULE_ATTRS = {"sys", "os", "gc", "ctypes", "inspect", "builtins", "importlib", "subprocess", "socket",
                 "traceback", "threading", "signal", "multiprocessing", "marshal", "pickle", "types", "weakref"}
@@ -165,6 +168,8 @@ def _attribute_refusal(attr: str) -> str | None:
         return "reads a frame or traceback attribute"
     if attr in MODULE_ATTRS:
         return "reaches a process-internals module through an attribute"
+    if attr in DATA_BRIDGES:
+        return "hands tensor data to another library (its compute is not the candidate's kernel):"
     if attr.startswith("__") and attr.endswith("__") and attr not in ALLOWED_DUNDERS:
         return "reads the dunder attribute"
     return None

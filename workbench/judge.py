@@ -415,7 +415,44 @@ def _finish(worker: WorkerProcess, verdict: Verdict, timeout_s: float,
         verdict.add(audit.check_runtime({"tamper": resp.get("tamper", [])}))
         if verdict.status in ("correct", "screened"):
             verdict.add(audit_calls(calls, facts, verdict.policy, verdict.target))
+            verdict.add(mapped_library_audit(worker, verdict.builds, verdict.policy))
         return calls, facts
+
+
+def mapped_libraries(worker: WorkerProcess) -> set[str]:
+    """Every file mapped executable in the worker's processes, read by the judge from /proc, where
+    the candidate cannot change what is listed (what it reports of its builds, it could)."""
+    from workbench.cleanup import descendants
+
+    found: set[str] = set()
+    for pid in [worker.proc.pid, *descendants(worker.proc.pid)]:
+        try:
+            lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+        except OSError:  # gone, or not Linux
+            continue
+        for line in lines:
+            fields = line.split(maxsplit=5)  # address perms offset dev inode path
+            if len(fields) == 6 and "x" in fields[1] and fields[5].startswith("/"):
+                found.add(fields[5])
+    return found
+
+
+def mapped_library_audit(worker: WorkerProcess, builds: list[dict[str, Any]], policy: str) -> list[str]:
+    """Native code the candidate reached without load_inline: a library of the build cache imported by
+    its path is link-audited like a build; one from its own scratch directory or from an anonymous
+    memory file is tamper (it can only have come from the candidate)."""
+    reported = {str(Path(b["library"]).resolve()) for b in builds if b.get("library")}
+    cache, scratch = Path(build.DEFAULT_CACHE).resolve(), worker.scratch.resolve()
+    codes: list[str] = []
+    for name in sorted(mapped_libraries(worker)):
+        path = Path(name.removesuffix(" (deleted)"))
+        if name.startswith("/memfd:"):
+            codes.append(f"tamper: the worker runs code from an anonymous memory file ({name})")
+        elif path.is_relative_to(scratch):
+            codes.append(f"tamper: the worker runs code from a file in its scratch directory ({path.name})")
+        elif path.is_relative_to(cache) and str(path) not in reported:
+            codes += link_audit([{"ok": True, "library": str(path)}], policy) or []
+    return codes
 
 
 def audit_calls(calls: list[dict[str, Any]], facts: dict[str, Any], policy: str, target: str) -> list[str]:
