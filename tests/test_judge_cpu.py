@@ -102,8 +102,7 @@ def test_a_library_loaded_by_path_is_audited_like_a_build(where: str, tmp_path: 
         'LIBRARY, MODULE, WHERE = "", "", "cache"', f"LIBRARY, MODULE, WHERE = {built.library!r}, {built.module_name!r}, {where!r}"))
     v = evaluate(load_problem(PROBLEMS_DIR / "matmul_small", target="cpu"), cand, target="cpu", static_scan=False)
     assert not v.correct, f"a side-loaded at::cpu::mm was judged {v.status}"
-    want = "torch_compute" if where == "cache" else "tamper"
-    assert want in v.codes, v.reasons
+    assert "torch_compute" in v.codes, v.reasons
 
 
 def test_numpy_computes_nothing_in_the_worker_though_it_does_here():

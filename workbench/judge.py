@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -438,20 +439,29 @@ def mapped_libraries(worker: WorkerProcess) -> set[str]:
 
 
 def mapped_library_audit(worker: WorkerProcess, builds: list[dict[str, Any]], policy: str) -> list[str]:
-    """Native code the candidate reached without load_inline: a library of the build cache imported by
-    its path is link-audited like a build; one from its own scratch directory or from an anonymous
-    memory file is tamper (it can only have come from the candidate)."""
+    """Native code the candidate reached without load_inline: every ELF library of the build cache
+    or of its scratch directory mapped in the worker but not among its reported builds is link-audited
+    like a build (an extension imported by its path, or one whose bytes it wrote itself); code it ran
+    from a scratch file it then deleted cannot be audited, and is tamper."""
     reported = {str(Path(b["library"]).resolve()) for b in builds if b.get("library")}
     cache, scratch = Path(build.DEFAULT_CACHE).resolve(), worker.scratch.resolve()
     codes: list[str] = []
     for name in sorted(mapped_libraries(worker)):
+        deleted = name.endswith(" (deleted)")
         path = Path(name.removesuffix(" (deleted)"))
-        if name.startswith("/memfd:"):
-            codes.append(f"tamper: the worker runs code from an anonymous memory file ({name})")
-        elif path.is_relative_to(scratch):
-            codes.append(f"tamper: the worker runs code from a file in its scratch directory ({path.name})")
-        elif path.is_relative_to(cache) and str(path) not in reported:
-            codes += link_audit([{"ok": True, "library": str(path)}], policy) or []
+        if not (path.is_relative_to(cache) or path.is_relative_to(scratch)) or str(path) in reported:
+            continue
+        if deleted:
+            if path.is_relative_to(scratch):
+                codes.append(f"tamper: the worker runs code from a file it removed from its scratch directory ({path.name})")
+            continue
+        try:
+            with open(path, "rb") as f:
+                if f.read(4) != b"\x7fELF":
+                    continue
+            codes += audit.link_audit(path, policy)
+        except (OSError, ValueError, subprocess.CalledProcessError) as e:  # unreadable or malformed: unaudited
+            codes.append(f"tamper: the worker runs code from {path.name}, which cannot be audited ({type(e).__name__})")
     return codes
 
 
