@@ -105,6 +105,7 @@ def test_a_library_loaded_by_path_is_audited_like_a_build(where: str, tmp_path: 
     assert "torch_compute" in v.codes, v.reasons
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # NumPy 2's __array_wrap__ note, from the control
 def test_numpy_computes_nothing_in_the_worker_though_it_does_here():
     """numpy_implicit hands the tensors to numpy.matmul without naming a bridge. Control: in this
     process (torch's NumPy bridge on) it computes the right product; in the worker (bridge off) it
