@@ -50,6 +50,7 @@ MODULE_ATTRS = {"sys", "os", "gc", "ctypes", "inspect", "builtins", "importlib",
                 "traceback", "threading", "signal", "multiprocessing", "marshal", "pickle", "types", "weakref"}
 FORBIDDEN_NATIVE = [
     (r"cublas|cudnn|cufft|cusparse|cusolver", "calls a vendor library (cuBLAS/cuDNN/...) instead of its own kernel"),
+    (r"\b(cblas_\w+|[sdcz]gemm_|mkl_\w+|dnnl_\w+|LAPACKE_\w+)\s*\(", "calls a host vendor library (BLAS, MKL, oneDNN)"),
     (r"\b(at|torch)::(matmul|mm|bmm|addmm|baddbmm|conv\w*|cudnn\w*|softmax|log_softmax|layer_norm|linear|"
      r"scaled_dot_product_attention|gelu|relu|max_pool\w*|native::\w+)\s*\(", "calls an ATen compute op from C++"),
     (r"\.(matmul|mm|bmm|softmax|conv2d)\s*\(", "calls a tensor compute method from C++"),
@@ -453,6 +454,11 @@ _PROCESS = ("dlopen|dlsym|dlvsym|dlmopen|fork|vfork|execl|execlp|execle|execv|ex
             "popen|posix_spawn|posix_spawnp|ptrace|process_vm_readv|process_vm_writev|socket|connect|bind|"
             "listen|accept|accept4|prctl|unshare|setns|mount|umount|umount2|kill|tgkill|tkill|setsid|"
             "pthread_create|clone|clone3|cuModuleLoad\\w*|cuLibraryLoad\\w*|cudaLibraryLoad\\w*|nvrtc\\w*")
+# BLAS levels 1-3 and the common LAPACK drivers, as Fortran (`sgemm_`) and upper-case (`SGEMM`) symbols.
+_BLAS_NAMES = ("gemm|gemm3m|gemmt|gemv|gbmv|symm|symv|hemm|hemv|syrk|syr2k|herk|her2k|trmm|trmv|trsm|trsv|ger|geru|"
+               "gerc|axpy|axpby|dot|dotu|dotc|scal|copy|swap|nrm2|asum|rot|rotg|rotm|getrf|getrs|gesv|gesvd|gesdd|"
+               "potrf|potrs|posv|geqrf|orgqr|syev|syevd|heev|heevd|geev|gels|gelsd")
+_HOST_BLAS = rf"[sdcz](?:{_BLAS_NAMES})_?|[SDCZ](?:{_BLAS_NAMES.upper()})_?|i[sdcz]amax_?|[sd]z?asum_?|[sd]cnrm2_?"
 LINK_RULES = [
     ("torch_compute", re.compile(r"^at::native::"), "calls an ATen native kernel"),
     ("torch_compute", re.compile(r"^at::(compositeexplicitautograd|compositeimplicitautograd|"
@@ -473,6 +479,10 @@ LINK_RULES = [
     ("library_kernel", re.compile(r"^(cublas|cublasLt|cudnn|cufft|cusparse|cusolver|curand|nccl)\w*$|"
                                   r"^at::cuda::(getCurrentCUDA\w*Handle|blas::|getCurrentCUDABlasLtHandle)|"
                                   r"^at::native::getCudnnHandle"), "calls a vendor library"),
+    # The host's vendor libraries, which torch's CPU library exports (MKL's BLAS and LAPACK, oneDNN):
+    # `extern "C" void sgemm_(...)` links against libtorch_cpu without naming any torch API.
+    ("library_kernel", re.compile(rf"^({_HOST_BLAS})$|^(cblas_|LAPACKE_|mkl_|MKL_|dnnl_|mkldnn_|openblas_)\w*$|"
+                                  r"^(at::native::)?(mkldnn|dnnl|ideep)::"), "calls a host vendor library (BLAS, LAPACK, MKL, oneDNN)"),
     ("forbidden_source", re.compile(rf"^({_PROCESS})$|^std::(thread|jthread)::"),
      "loads code, controls processes, opens sockets or starts threads"),
 ]
