@@ -479,10 +479,12 @@ LINK_RULES = [
     ("library_kernel", re.compile(r"^(cublas|cublasLt|cudnn|cufft|cusparse|cusolver|curand|nccl)\w*$|"
                                   r"^at::cuda::(getCurrentCUDA\w*Handle|blas::|getCurrentCUDABlasLtHandle)|"
                                   r"^at::native::getCudnnHandle"), "calls a vendor library"),
-    # The host's vendor libraries, which torch's CPU library exports (MKL's BLAS and LAPACK, oneDNN):
+    # The host's vendor libraries, which torch's CPU library exports (MKL's BLAS and LAPACK, oneDNN,
+    # FBGEMM, XNNPACK):
     # `extern "C" void sgemm_(...)` links against libtorch_cpu without naming any torch API.
-    ("library_kernel", re.compile(rf"^({_HOST_BLAS})$|^(cblas_|LAPACKE_|mkl_|MKL_|dnnl_|mkldnn_|openblas_)\w*$|"
-                                  r"^(at::native::)?(mkldnn|dnnl|ideep)::"), "calls a host vendor library (BLAS, LAPACK, MKL, oneDNN)"),
+    ("library_kernel", re.compile(rf"^({_HOST_BLAS})$|^(cblas_|LAPACKE_|mkl_|MKL_|dnnl_|mkldnn_|openblas_|xnn_|"
+                                  r"pytorch_qnnp_|qnnp_)\w*$|^(at::native::)?(mkldnn|dnnl|ideep)::|^fbgemm::"),
+     "calls a host vendor library (BLAS, LAPACK, MKL, oneDNN, FBGEMM, XNNPACK)"),
     ("forbidden_source", re.compile(rf"^({_PROCESS})$|^std::(thread|jthread)::"),
      "loads code, controls processes, opens sockets or starts threads"),
 ]
