@@ -24,9 +24,11 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -171,9 +173,6 @@ def _run_confined(cmd: list[str], cwd: Path, timeout_s: float) -> tuple[int, str
     sb = _sandbox()
     if sb is None:
         return None
-    import shutil
-    import tempfile
-
     # In the temp directory, as an unconfined build's files were: nvcc's and cc1plus's intermediates
     # run to tens of MB, more than a container's 64 MB /dev/shm holds for builds in parallel.
     scratch = Path(tempfile.mkdtemp(prefix="workbench-build-"))
