@@ -331,3 +331,53 @@ def test_proposers_that_learn_hear_every_verdict(tmp_path: Path, monkeypatch: py
     heard.clear()
     Search(search_params(rounds=1), run_id="learn", runs_dir=tmp_path).store.close()  # a resume replays them
     assert [c for c, _ in heard] == judged
+
+
+class QueuedSession(FakeSession):
+    """A device that judges one candidate at a time, 30 ms each, in submission order; logs when each
+    candidate was submitted and when its verdict came."""
+
+    def __init__(self, pool: FakePool, problem) -> None:
+        super().__init__(pool, problem)
+        self.device = ThreadPoolExecutor(1)
+        self.log: list[tuple[str, str]] = []
+
+    def submit(self, path) -> Future:
+        self.log.append(("submit", Path(path).stem))
+
+        def judge() -> Verdict:
+            import time
+
+            time.sleep(0.03)
+            v = self.pool.verdict(self.problem, path)
+            self.log.append(("verdict", Path(path).stem))
+            return v
+
+        return self.device.submit(judge)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_offline_rounds_overlap_so_the_judge_never_waits_for_a_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      overlap: bool):
+    pool = fake_setup(monkeypatch)
+    sessions: list[QueuedSession] = []
+    pool.session = lambda problem, on_done=None, should_stop=None: sessions.append(QueuedSession(pool, problem)) \
+        or sessions[-1]
+    s = Search(search_params(rounds=3, ideas=2, impls=2, overlap_rounds=overlap), runs_dir=tmp_path)
+    monkeypatch.setattr(s, "lookahead", lambda: 2)
+    store = s.run()
+    log = sessions[0].log
+    rnd = lambda stem: int(stem.split("-")[0][1:])  # noqa: E731
+    for r in (1, 2):
+        last_verdict = max(i for i, (what, stem) in enumerate(log) if what == "verdict" and rnd(stem) == r)
+        first_next = min(i for i, (what, stem) in enumerate(log) if what == "submit" and rnd(stem) == r + 1)
+        assert (first_next < last_verdict) == overlap  # the next round was on its way before this one ended
+    events = log_lines(store.dir)
+    rounds = [e for e in events if e["type"] == "round"]
+    assert [e["round"] for e in rounds] == [0, 1, 2, 3]  # closed in order, each once
+    assert [e["candidates"] for e in rounds] == [2, 4, 4, 4]
+    verdicts = {e["candidate"]: e for e in events if e["type"] == "verdict"}
+    assert len(verdicts) == 14 and all(v["status"] == "correct" for v in verdicts.values())
+    for e in rounds:  # each round's best is of that round or earlier, even when the next had verdicts in
+        assert rnd(e["best"]) <= e["round"]
+        assert e["best_ms"] == min(v["ms"] for c, v in verdicts.items() if rnd(c) <= e["round"])

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 # Parameters that may change when a run resumes: how fast, not what, it searches.
-RESUME_FREE = ("concurrency", "call_timeout_s", "call_attempts", "max_wall_s", "max_candidates", "max_tokens")
+RESUME_FREE = ("overlap_rounds", "concurrency", "call_timeout_s", "call_attempts", "max_wall_s", "max_candidates", "max_tokens")
 
 
 def _cuda() -> bool:
@@ -63,6 +63,9 @@ class SearchParams:
     tuner_seed: int = _param(0, "random seed of the offline tuner")
     policy: str | None = _param(None, "judging policy: strict | partial (default: the problem's own)",
                                 choices=("strict", "partial"))
+    overlap_rounds: bool = _param(True, "offline proposers only: start the next round while this one's last "
+                                  "candidates are judged, so the judge never waits for a round's builds",
+                                  flag="--overlap-rounds")
     screen: bool = _param(help="judge fully only candidates whose short timing could enter the top B (the others "
                           "end as 'screened'; default on a GPU)", flag="--screen", factory=_cuda, device=True)
 

@@ -13,6 +13,7 @@ or recorded twice), and a replay gets each call's reply from another run by its 
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 import threading
@@ -33,6 +34,8 @@ from workbench.proposers.tuner import Tuner, source_hash
 from workbench.store import CallRecord, CandidateRecord, RunError, RunStore, VerdictRecord, problem_path, problem_ref
 
 REPAIRABLE = {"build_error", "incorrect", "error"}
+# Candidates of a round left to judge when the next round starts, before any build and judge times are known.
+LOOKAHEAD = 4
 class ModelsUnreachable(RuntimeError):
     """A model could not be reached or authenticated before the search started."""
 
@@ -112,6 +115,10 @@ class Tasks:
                 t.join()
         if self.errors:
             raise self.errors[0]
+
+    def done(self) -> bool:
+        with self.lock:
+            return not any(t.is_alive() for t in self.threads)
 
 
 class BatchSession:
@@ -369,17 +376,65 @@ class Search:
             tasks.spawn(self.judge, c)
         tasks.join()
 
-    def run_round(self, r: int) -> None:
+    def run_round(self, r: int, tasks: Tasks | None = None) -> None:
+        """Plan round r and judge it in `tasks` (joined here when none is given). An offline proposer
+        plans at once, so its whole round exists when this returns; a model's calls run in `tasks`."""
         ctx = self.context(r)
         specs = list(self.proposers)
-        tasks = Tasks()
+        own = tasks is None
+        tasks = tasks or Tasks()
         offset = 0
         for n, spec in enumerate(specs):  # the round's K ideas, shared among the models, all asked at once
             k = self.p.ideas // len(specs) + (1 if n < self.p.ideas % len(specs) else 0)
-            if k:
+            if k and self.proposers[spec].offline:
+                self.ideas_then_implementations(r, n, spec, k, offset, ctx, tasks)
+            elif k:
                 tasks.spawn(self.ideas_then_implementations, r, n, spec, k, offset, ctx, tasks)
             offset += k
-        tasks.join()
+        if own:
+            tasks.join()
+
+    def overlapping(self) -> bool:
+        """Whether the next round may start while this one's last candidates are judged: only when every
+        proposer is offline (a model's ideas are conditioned on the whole round) and no candidate budget
+        must be kept exactly."""
+        return self.p.overlap_rounds and self.p.max_candidates is None and \
+            all(pr.offline for pr in self.proposers.values())
+
+    def lookahead(self) -> int:
+        """How many of a round's candidates may still await the judge when the next round starts: about
+        as many as the judge gets through while the next round builds (median build over median judge
+        seconds, from the verdicts so far, plus one for the build's finder process)."""
+        vs = [c.verdict for c in list(self.state.candidates.values()) if c.round > 0 and c.verdict]
+        builds = sorted(v.build_seconds for v in vs if v.build_seconds and not v.build_cached)
+        judged = sorted(v.seconds for v in vs if v.seconds)
+        if not builds or not judged:
+            return LOOKAHEAD
+        ratio = builds[len(builds) // 2] / max(judged[len(judged) // 2], 1e-3)
+        return max(1, min(self.p.ideas * self.p.impls, math.ceil(ratio) + 1))
+
+    def wait_nearly_judged(self, r: int, tasks: Tasks) -> None:
+        """Until round r is judged, or has no more than `lookahead()` candidates left to judge."""
+        while not tasks.done() and not self.should_stop():
+            left = sum(1 for c in self.state.in_round(r) if not c.failed and c.verdict is None)
+            if left <= self.lookahead():
+                return
+            time.sleep(0.05)
+
+    def finish_rounds(self, open_rounds: list[tuple[int, Tasks]], keep: int) -> bool:
+        """Join and close every open round but the last `keep`, oldest first; False when stopped (the
+        unfinished rounds stay open in the log: a resume completes them)."""
+        while len(open_rounds) > keep:
+            r, tasks = open_rounds.pop(0)
+            tasks.join()
+            if self.should_stop():
+                for _, rest in open_rounds:
+                    rest.join()
+                open_rounds.clear()
+                self.emit("stopped", f"stopped-{r}", reason="stopped by the user")
+                return False
+            self.close_round(r)
+        return True
 
     def ideas_then_implementations(self, r: int, n: int, spec: str, k: int, offset: int, ctx: Context,
                                    tasks: Tasks) -> None:
@@ -467,11 +522,13 @@ class Search:
             self.emit("profile", f"profile-r{r}", round=r, text=pf.feedback_text(profiles))
 
     def close_round(self, r: int) -> None:
-        best = self.save_best()
-        self.emit("round", f"round-{r}", round=r, best=best[0]["id"] if best else None,
-                  best_ms=best[0]["ms"] if best else None,
-                  best_speedup_eager=best[0].get("speedup_eager") if best else None,
-                  best_speedup_compile=best[0].get("speedup_compile") if best else None,
+        self.save_best()
+        # The best of rounds 0..r: when rounds overlap, the next one's first verdicts are already in.
+        best = next((c for c in self.state.correct() if c.round <= r), None)
+        v = best.verdict if best else None
+        self.emit("round", f"round-{r}", round=r, best=best.id if best else None, best_ms=v.ms if v else None,
+                  best_speedup_eager=v.speedup_eager if v else None,
+                  best_speedup_compile=v.speedup_compile if v else None,
                   candidates=len(self.state.in_round(r)))
 
     def save_best(self) -> list[dict[str, Any]]:
@@ -496,18 +553,24 @@ class Search:
                     self.emit("stopped", "stopped-0", reason="stopped by the user")
                 else:
                     self.close_round(0)
+                open_rounds: list[tuple[int, Tasks]] = []  # rounds planned, not yet closed (two when overlapping)
                 for r in range(1, self.p.rounds + 1) if not self.should_stop() else ():
                     if self.store.has(f"round-{r}"):
                         continue
                     if why := self.over_budget():
-                        self.emit("stopped", f"stopped-{r}", reason=why)
+                        if self.finish_rounds(open_rounds, 0):
+                            self.emit("stopped", f"stopped-{r}", reason=why)
                         break
                     self.profile_round(r - 1)
-                    self.run_round(r)
-                    if self.should_stop():  # the round is unfinished: a resume completes it
-                        self.emit("stopped", f"stopped-{r}", reason="stopped by the user")
+                    tasks = Tasks()
+                    self.run_round(r, tasks)
+                    open_rounds.append((r, tasks))
+                    overlap = self.overlapping()
+                    if overlap:  # the next round builds while this one's last candidates are judged
+                        self.wait_nearly_judged(r, tasks)
+                    if not self.finish_rounds(open_rounds, 1 if overlap else 0):
                         break
-                    self.close_round(r)
+                self.finish_rounds(open_rounds, 0)
             getattr(pool, "close", lambda: None)()  # a Ray pool gives its judges back
             best = self.save_best()
             self.emit("end", f"end-{len(self.store.events('start'))}", best=best[0]["id"] if best else None,
