@@ -111,15 +111,7 @@ def sweep(problem: Any, space: Any, points: list[Any], target: str, base: dict[s
     from workbench.proposers.tuner import source_hash
 
     protocol = {"trials": trials, "samples": samples, "target": target}
-    done = {}
-    if cache.is_file():
-        for line in cache.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line of a killed run: that point is judged again
-            if row.get("protocol") == protocol:
-                done[row["hash"]] = row
+    done = {r["hash"]: r for r in _rows(cache) if r.get("protocol") == protocol}
     out_dir = REPO_ROOT / "outputs" / "sweeps" / problem.name
     out_dir.mkdir(parents=True, exist_ok=True)
     todo: dict[Path, Any] = {}
@@ -165,6 +157,81 @@ def sweep(problem: Any, space: Any, points: list[Any], target: str, base: dict[s
     return [done[source_hash(space.source(p))] for p in points]
 
 
+def confirm(problem: Any, space: Any, table: dict[Any, dict[str, Any]], tuner_point: Any, k: int, target: str,
+            tuned: dict[str, Any], trials: int, samples: int, cache: Path, deadline: float | None) -> dict[str, Any]:
+    """The tuner's point and the k best bench points, judged in full side by side (the judge's protocol
+    and clock): the bench finds the candidates, the judge's times give the ratio that counts."""
+    ranked = sorted((p for p, r in table.items() if r["status"] == "correct" and r["ms"]), key=lambda p: table[p]["ms"])
+    chosen = ([tuner_point] if tuner_point else []) + [p for p in ranked if p != tuner_point][:k]
+    rows = sweep(problem, space, chosen, target, tuned["baseline"], tuned["facts"], trials, samples, cache, deadline,
+                 screen=False, must=tuner_point)
+    by_point = dict(zip(chosen, rows))
+    ok = {p: r for p, r in by_point.items() if r["status"] == "correct" and r["ms"]}
+    best = min(ok, key=lambda p: ok[p]["ms"]) if ok else None
+    at_tuner = ok.get(tuner_point) if tuner_point else None
+    return {"points": {point_text(p): {"judge_ms": r["ms"], "status": r["status"], "bench_ms": table[p]["ms"]}
+                       for p, r in by_point.items()},
+            "best_point": best and point_text(best), "best_ms": best and ok[best]["ms"],
+            "tuner_ms": at_tuner and at_tuner["ms"],
+            "ratio": (at_tuner["ms"] / ok[best]["ms"]) if at_tuner and best else None}
+
+
+def bench_sweep(problem: Any, space: Any, points: list[Any], target: str, cache: Path, deadline: float | None,
+                chunk: int = 64) -> list[dict[str, Any]]:
+    """Every point timed by benchmarks/bench_points.py (one process, ~0.1 s a point after its build):
+    built in chunks of `chunk` in parallel, then timed, each row appended to `cache` (a killed or timed-out
+    run resumes). Points it could not time (a sticky CUDA fault ends its process's use) are left for
+    the next run, which benches them in a fresh process."""
+    from benchmarks.bench_points import bench
+    from workbench.pool import prebuild_all
+    from workbench.problem import REPO_ROOT
+    from workbench.proposers.tuner import source_hash
+
+    protocol = {"bench": True, "target": target}
+    done = {r["hash"]: r for r in _rows(cache) if r.get("protocol") == protocol}
+    out_dir = REPO_ROOT / "outputs" / "sweeps" / problem.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = [p for p in points if source_hash(space.source(p)) not in done]
+    print(f"  [bench {problem.name}] {len(points)} points, {len(points) - len(todo)} already timed", flush=True)
+    for start in range(0, len(todo), chunk):
+        if deadline is not None and time.time() > deadline:
+            break
+        paths = {}
+        for p in todo[start:start + chunk]:
+            text = space.source(p)
+            path = out_dir / f"{p.variant}-{source_hash(text)}.py"
+            path.write_text(text)
+            paths[path] = p
+        t = time.perf_counter()
+        prebuild_all(list(paths))
+        built = time.perf_counter() - t
+        rows = bench(problem, list(paths), target)
+        with open(cache, "a") as f:
+            for path, row in rows.items():
+                p = paths[path]
+                row = {"hash": source_hash(space.source(p)), "protocol": protocol, "point": point_text(p),
+                       "variant": p.variant, "assign": p.assign, **row}
+                f.write(json.dumps(row, default=str) + "\n")
+                done[row["hash"]] = row
+        print(f"  [bench {problem.name}] {len(done)}/{len(points)} (chunk built in {built:.0f} s, timed in "
+              f"{time.perf_counter() - t - built:.0f} s)", flush=True)
+    missing = [p for p in points if source_hash(space.source(p)) not in done]
+    if missing:
+        raise OutOfTime(f"{problem.name}: {len(missing)} points left to bench")
+    return [done[source_hash(space.source(p))] for p in points]
+
+
+def _rows(cache: Path) -> list[dict[str, Any]]:
+    rows = []
+    if cache.is_file():
+        for line in cache.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn last line of a killed run: that point is done again
+    return rows
+
+
 def replay(problem: Any, space: Any, table: dict[Any, dict[str, Any]], budget: int, seeds: int,
            sampler: str = "tpe") -> list[float]:
     """The tuner against the sweep's measured table (whole space swept): its best ms per tuner seed."""
@@ -207,6 +274,10 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=0, help="seconds; stop the sweep between points after it (exit 3)")
     ap.add_argument("--screen", action=argparse.BooleanOptionalAction, default=True,
                     help="stop a swept point after its first trial when it is 25%% slower than the best so far")
+    ap.add_argument("--bench", action=argparse.BooleanOptionalAction, default=True,
+                    help="time the swept points with benchmarks/bench_points.py (~0.1 s a point), then re-judge "
+                         "the best --confirm of them and the tuner's point with the judge; --no-bench judges every point")
+    ap.add_argument("--confirm", type=int, default=3, help="best bench points re-judged beside the tuner's point")
     ap.add_argument("--replay-seeds", type=int, default=10)
     ap.add_argument("--tuner-seed", type=int, default=0)
     ap.add_argument("--target", default=None)
@@ -232,9 +303,15 @@ def main() -> None:
         tuner_point = space.locate(tuned["best"]["source"]) if tuned["best"] else None
         points = sweep_points(space, a.sweep_cap, tuner_point, random.Random(f"sweep-{name}"))
         t = time.perf_counter()
+        confirmed: dict[str, Any] = {}
         try:
-            rows = sweep(problem, space, points, target, tuned["baseline"], tuned["facts"], a.trials, a.samples,
-                         runs_dir / f"{problem.name}-sweep.jsonl", deadline, a.screen, tuner_point)
+            if a.bench:
+                rows = bench_sweep(problem, space, points, target, runs_dir / f"{problem.name}-bench.jsonl", deadline)
+                confirmed = confirm(problem, space, dict(zip(points, rows)), tuner_point, a.confirm, target, tuned,
+                                    a.trials, a.samples, runs_dir / f"{problem.name}-confirm.jsonl", deadline)
+            else:
+                rows = sweep(problem, space, points, target, tuned["baseline"], tuned["facts"], a.trials, a.samples,
+                             runs_dir / f"{problem.name}-sweep.jsonl", deadline, a.screen, tuner_point)
         except OutOfTime as e:
             print(f"time limit reached ({e}); run the same command again to continue", flush=True)
             sys.exit(3)
@@ -253,7 +330,9 @@ def main() -> None:
                   "sweep_ms_of_tuner_point": at_tuner and at_tuner["ms"], "sweep_best_ms": best_row and best_row["ms"],
                   "sweep_best_point": best_row and best_row["point"], "ratio": ratio,
                   "sweep_screened": sum(r["status"] == "screened" for r in rows),
-                  "sweep_failures": sum(r["status"] not in ("correct", "screened") for r in rows), "rows": rows}
+                  "sweep_failures": sum(r["status"] not in ("correct", "screened") for r in rows),
+                  "method": "bench (benchmarks/bench_points.py), best points re-judged" if a.bench else "judge",
+                  "judge_confirm": confirmed, "rows": rows}
         if result["exhaustive"] and best_row:
             found = replay(problem, space, by_point, tuned["budget"], a.replay_seeds)
             result["replay_best_ms"] = found
@@ -277,6 +356,9 @@ def main() -> None:
               f"{f(r['tuner_best_ms']):>9s} {f(r['sweep_ms_of_tuner_point']):>11s} {f(r['sweep_best_ms']):>10s} "
               f"{'-' if r['ratio'] is None else format(r['ratio'], '.3f'):>6s}  {rep_text}")
         print(f"{'':12s} tuner: {r['tuner_point']}   sweep best: {r['sweep_best_point']}")
+        if (jc := r.get("judge_confirm")) and jc.get("ratio") is not None:
+            print(f"{'':12s} re-judged: tuner {jc['tuner_ms']:.4f} ms, best of {len(jc['points'])} "
+                  f"{jc['best_ms']:.4f} ms ({jc['best_point']}), ratio {jc['ratio']:.3f}")
     print(f"raw rows: {a.json}")
     if not results or any(r["tuner_best_ms"] is None for r in results if r["problem"] in a.problems):
         sys.exit(1)

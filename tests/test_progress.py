@@ -30,3 +30,20 @@ def test_count_never_drops_below_what_was_judged():
     for _ in range(4):  # repairs judge more than planned
         c.update({"type": "verdict"})
     assert c.total == 4
+
+
+def test_count_with_overlapping_rounds():
+    """The tuner's rounds overlap: round 2's candidates are made and judged before round 1 closes."""
+    c = CandidateCount(n_seeds=2, rounds=3, ideas=2, impls=2)
+    for cid, r in [("r0-a", 0), ("r0-b", 0)] + [(f"r1-{i}", 1) for i in range(4)]:
+        c.update({"type": "candidate", "candidate": cid, "round": r})
+        c.update({"type": "verdict", "candidate": cid})
+    for i in range(4):  # round 2 starts early: one never made, two judged
+        c.update({"type": "candidate", "candidate": f"r2-{i}", "round": 2, "failed": i == 3})
+    for i in range(2):
+        c.update({"type": "verdict", "candidate": f"r2-{i}"})
+    c.update({"type": "round", "round": 1})
+    assert c.total == 6 + (4 - 1) + 4  # rounds 0-1 judged, round 2 less its failure, round 3 in full
+    c.update({"type": "verdict", "candidate": "r2-2"})
+    c.update({"type": "round", "round": 2})
+    assert c.total == 9 + 4

@@ -500,3 +500,47 @@ def test_the_benchmarks_sweep_judges_the_tuners_point_in_full_then_screens_the_r
     assert {p for p, r in by_point.items() if r["status"] == "screened"} == \
         {p for p in points if p != must and ms[source_hash(space.source(p))] > 1.25 + 1e-9}
     assert len(points) > 4  # the space is big enough for the rule to screen something
+
+
+def test_the_benchmarks_bench_sweep_times_every_point_and_resumes(tmp_path, monkeypatch):
+    """benchmarks/tuner_vs_sweep.py --bench: every point of the space gets a row from
+    benchmarks/bench_points.py (correct with a time, or incorrect against the reference), rows go to
+    the cache as they are made, and a second run benches nothing again."""
+    import importlib.util
+    import shutil
+
+    import workbench.problem
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("tuner_vs_sweep", root / "benchmarks" / "tuner_vs_sweep.py")
+    tvs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tvs)
+    pdir = tmp_path / "scale_py"
+    (pdir / "seeds").mkdir(parents=True)
+    shutil.copy(PROBLEM_DIR / "reference.py", pdir / "reference.py")
+    (pdir / "seeds" / "plain.py").write_text(
+        "import torch\nimport torch.nn as nn\n\n"
+        "FACTOR = 2.0  # tune: 2.0, 3.0\n"
+        "REPEAT = 1  # tune: 1, 2\n\n\n"
+        "class ModelNew(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        for _ in range(REPEAT):\n"
+        "            x = x * 1.0\n"
+        "        return x * FACTOR + 1.0\n")
+    monkeypatch.setattr(workbench.problem, "REPO_ROOT", tmp_path)  # where the point files are written
+    problem = load_problem(pdir / "reference.py", target="cpu")
+    space = Space(problem.seeds())
+    points = list(space.points())
+    rows = tvs.bench_sweep(problem, space, points, "cpu", tmp_path / "bench.jsonl", None)
+    by_point = {tvs.point_text(p): r for p, r in zip(points, rows)}
+    assert len(by_point) == 4
+    for text, row in by_point.items():
+        if "FACTOR=3.0" in text:  # the wrong answer is caught at the judge's tolerance
+            assert row["status"] == "incorrect" and row["ms"] is None and "mismatch" in row["reasons"][0]
+        else:
+            assert row["status"] == "correct" and row["ms"] > 0
+    import benchmarks.bench_points as bp
+
+    monkeypatch.setattr(bp, "bench", lambda *a, **k: pytest.fail("a resumed bench timed a point again"))
+    again = tvs.bench_sweep(problem, space, points, "cpu", tmp_path / "bench.jsonl", None)
+    assert [r["status"] for r in again] == [r["status"] for r in rows]

@@ -17,17 +17,28 @@ class CandidateCount:
         self.rounds = rounds
         self.judged = 0
         self.total = n_seeds + rounds * self.per_round
+        self.round_of: dict[str, int] = {}
+        # per round: verdicts and never-made candidates (overlapping rounds: the next one's come early)
+        self.judged_in: dict[int, int] = {}
+        self.failed_in: dict[int, int] = {}
 
     def update(self, ev: dict[str, Any]) -> bool:
         """Take one search event; True when the total changed."""
         before = self.total
         t = ev.get("type")
-        if t == "verdict":
+        if t == "candidate":
+            r = self.round_of[ev.get("candidate", "")] = int(ev.get("round") or 0)
+            if ev.get("failed"):
+                self.failed_in[r] = self.failed_in.get(r, 0) + 1
+                self.total -= 1  # never made: nothing to judge
+        elif t == "verdict":
             self.judged += 1
-        elif t == "candidate" and ev.get("failed"):
-            self.total -= 1  # never made: nothing to judge
+            r = self.round_of.get(ev.get("candidate", ""), 0)
+            self.judged_in[r] = self.judged_in.get(r, 0) + 1
         elif t == "round":
-            self.total = self.judged + max(0, self.rounds - int(ev.get("round", 0))) * self.per_round
+            r = int(ev.get("round", 0))
+            self.total = sum(n for k, n in self.judged_in.items() if k <= r) + \
+                sum(self.per_round - self.failed_in.get(k, 0) for k in range(r + 1, self.rounds + 1))
         elif t == "end":
             self.total = self.judged
         self.total = max(self.total, self.judged)
