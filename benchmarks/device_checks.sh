@@ -7,7 +7,8 @@
 #                2-round scripted-model search whose idea prompts carry profiler feedback
 #   kernelbench  benchmarks/kernelbench_gpu.sh (needs .kb/, see docs/kernelbench.md)
 #   tuner        benchmarks/tuner_vs_sweep.py for softmax, layernorm, matmul_fp16, an exhaustive sweep
-#                ($SWEEP_CAP, default 0: every point; layernorm and matmul_fp16 have 420 and 504)
+#                ($SWEEP_CAP, default 0: every point; layernorm and matmul_fp16 have 420 and 504), each
+#                point timed by benchmarks/bench_points.py, the best re-judged beside the tuner's
 # kernelbench and tuner outlast one call: both resume from what they wrote, so carry outputs/suites
 # or outputs/tuner_vs_sweep (fetched from the call before and unpacked here) into the next call.
 # Logs go to $OUT (or outputs/device_checks); each step has its own time limit, so a slow step
