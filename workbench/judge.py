@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import signal
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -214,8 +215,12 @@ def evaluate(problem: Problem | str | Path, candidate_path: str | Path, *, targe
         verdict.status = "timeout"
         verdict.reasons.append(f"timeout: no answer from the candidate within {timeout_s:g} s (worker killed)")
     except WorkerDied as e:
-        verdict.status = "crash"
-        verdict.reasons.append(f"crash: {e}; worker log ends: {worker.log_tail(800)!r}")
+        if worker.proc.returncode in (-signal.SIGSYS, 128 + signal.SIGSYS):  # the system-call filter's kill
+            verdict.add(["tamper: the candidate tried to start a process or run a program (the worker's "
+                         "system-call filter ended it: work in a child process is unseen by the judge)"])
+        else:
+            verdict.status = "crash"
+            verdict.reasons.append(f"crash: {e}; worker log ends: {worker.log_tail(800)!r}")
     finally:
         verdict.worker_log = worker.log_tail()
         with phases("worker end"):
@@ -282,6 +287,8 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
         resp = worker.request({"op": "load", "candidate": str(candidate_path.resolve()), "init_seed": init_seed},
                               timeout_s=build_timeout_s + timeout_s, on_build=_trusted_build(build_timeout_s))
     verdict.builds = resp.get("builds", verdict.builds)
+    if resp.get("syscall_filter"):
+        verdict.confinement += f"; {resp['syscall_filter']}"
     verdict.add(audit.check_runtime({"tamper": resp.get("tamper", [])}))
     verdict.add(link_audit(verdict.builds, verdict.policy))
     if verdict.policy == "partial" and "error" not in resp and not any(b.get("ok") for b in verdict.builds):

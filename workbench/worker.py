@@ -67,7 +67,7 @@ from torch.profiler import profile as make_profile  # noqa: E402
 
 # Everything the harness needs is bound here, before the candidate exists: once the guard is
 # armed, the harness's modules leave sys.modules and an import of them is refused.
-from workbench import audit, build, exchange, timing, verify
+from workbench import audit, build, exchange, syscall_filter, timing, verify
 from workbench import problem as problems
 from workbench.trace import call_facts
 
@@ -76,6 +76,9 @@ try:  # the runtime guard (PEP 578 audit hook); the worker runs without it only 
     from workbench import guard as _guard
 except ImportError:
     _guard = None
+# Device types whose candidate workers start no process and run no program once the candidate is
+# imported (workbench.syscall_filter). Not yet "cuda": the filter has not run under the GPU tests.
+SYSCALL_FILTER = ("cpu",)
 WORKER_CONTEXT = "wb:"  # every harness range starts with this
 CALL = WORKER_CONTEXT + "call:"  # the range of a candidate call; the suffix names it
 
@@ -227,6 +230,9 @@ class Worker:
         path = Path(req["candidate"])
         build.BUILDER = self._request_build
         sys.dont_write_bytecode = True  # importing the candidate must not write next to its file
+        filtered = "not filtered on this device type"
+        if self.device.type in SYSCALL_FILTER:  # before any candidate code: a process it forks is unseen
+            filtered = syscall_filter.install() or "process creation and exec refused (seccomp)"
         if _guard is not None:  # from here on the process is the candidate's: refuse what it may not do
             _guard.arm(writable=[str(self.scratch)])
             for name in [m for m in sys.modules if m == "workbench" or m.startswith("workbench.")]:
@@ -243,7 +249,8 @@ class Worker:
         self.own_kernels = sorted({k for b in build.BUILDS if b.ok
                                    for k in audit.kernel_names(Path(b.directory, "cuda.cu").read_text()
                                                                if Path(b.directory, "cuda.cu").is_file() else "")})
-        return {"builds": [b.summary() for b in build.BUILDS], "own_kernels": self.own_kernels}
+        return {"builds": [b.summary() for b in build.BUILDS], "own_kernels": self.own_kernels,
+                "syscall_filter": filtered}
 
     def _request_build(self, spec: Any) -> Any:
         """The cache is read-only here: ask the judge to build what it does not hold yet."""
