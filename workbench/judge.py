@@ -337,9 +337,12 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
                     if "output" not in out:
                         checks.append(f"stale_output: timed call {i}: no output to check")
                         return
-                    codes, _ = ref.judge(out["output"], ref.outputs(redraw(ref.template, seed, "normal")), worker.reader)
+                    loaded = Loaded(worker.reader)
+                    codes, _ = ref.judge(out["output"], ref.outputs(redraw(ref.template, seed, "normal")), loaded)
                     if codes:
                         checks.append(f"stale_output: timed call {i} returned a wrong answer ({codes[0]})")
+                    elif verdict.target == "cpu" and (why := probes_disagree(out.get("probe"), loaded.tensors)):
+                        checks.append(f"stale_output: timed call {i}: {why}")
 
             result = time_remote(worker, n, secrets.randbits(40), warmup=3, timeout_s=timeout_s,
                                  on_sample=check, noop_every=2)
@@ -359,6 +362,39 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
             if share is not None and share["own"] < PARTIAL_MIN_OWN:
                 verdict.add([f"no_own_kernel: the candidate's own code did {100 * share['own']:.2f}% of the timed calls' "
                              f"work (partial needs at least {100 * PARTIAL_MIN_OWN:g}%: its kernels must do real work)"])
+
+
+class Loaded:
+    """The worker's Reader, keeping every output tensor it brings over (for probes_disagree)."""
+
+    def __init__(self, reader: Reader):
+        self.reader, self.tensors = reader, []
+
+    def load(self, meta: dict[str, Any], device: Any) -> torch.Tensor:
+        t = self.reader.load(meta, device)
+        self.tensors.append(t)
+        return t
+
+
+def probes_disagree(probe: Any, tensors: list[torch.Tensor]) -> str | None:
+    """Why the elements the worker read as a timed call returned (its probe, cpu target) are not the
+    fetched output's: the output was finished after the call, outside its timed region."""
+    if not isinstance(probe, list) or len(probe) != len(tensors):
+        return "no probe of its output as the call returned (the harness always sends one)"
+    for t, p in zip(tensors, probe):
+        if p is None:
+            continue
+        try:
+            flat = torch.tensor(p["flat"], dtype=torch.long)
+            got = t.reshape(-1)[flat].tolist()
+            sent = list(p["values"])
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
+            return f"a malformed probe of its output ({type(e).__name__})"
+        differ = sum(1 for a, b in zip(got, sent) if not (a == b or (a != a and b != b))) + abs(len(got) - len(sent))
+        if differ:
+            return (f"{differ} of {len(got)} output elements read as the call returned changed afterwards "
+                    f"(work done outside the timed call)")
+    return None
 
 
 def link_audit(builds: list[dict[str, Any]], policy: str) -> list[str]:

@@ -76,6 +76,8 @@ try:  # the runtime guard (PEP 578 audit hook); the worker runs without it only 
     from workbench import guard as _guard
 except ImportError:
     _guard = None
+# Output elements read inside each timed call's region on the cpu target (Worker._probe).
+PROBES = 16
 # Device types whose candidate workers start no process and run no program once the candidate is
 # imported (workbench.syscall_filter). Not yet "cuda": the filter has not run under the GPU tests.
 SYSCALL_FILTER = ("cpu",)
@@ -159,6 +161,8 @@ class Worker:
         self.own_kernels: list[str] = []
         self.is_candidate = False
         self.last_out: Any = None
+        self.last_probe: Any = None
+        self._probe_rng = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little"))
         self.nonce: str | None = None
         self.threads: dict[str, int] = {}
         self.prof: Any = None
@@ -271,7 +275,7 @@ class Worker:
 
     def trial(self, req: dict[str, Any]) -> dict[str, Any]:
         torch = self.torch
-        self.last_out = None
+        self.last_out = self.last_probe = None
         label = str(req.get("label", "trial"))
         inputs = problems.make_inputs(self.problem, int(req["seed"]), req["distribution"], self.device, self.template)
         if req.get("perturb"):  # call once, change part of the same tensors in place; the second call is judged
@@ -297,19 +301,46 @@ class Worker:
         # profiler's work for a watched launch is in the calibration too.
         target = self._tiny if req.get("noop") else None
 
+        probed: list[Any] = []
+
         def fn(*xs: Any) -> Any:
-            return self._call(list(xs), label, sync=False, fn=target)
+            out = self._call(list(xs), label, sync=False, fn=target)
+            if self.device.type == "cpu":  # inside the timed region: see _probe
+                probed.append(self._probe(out))
+            return out
         before = thread_count()
         ev, wall, out = self.timer.sample(fn, inputs)
         self._count_threads(label, before)
         self.last_out = out
+        self.last_probe = probed[0] if probed else None
         return {"ms": ev, "wall_ms": wall}
+
+    def _probe(self, out: Any) -> list[Any]:
+        """PROBES elements of every tensor leaf, read as the call returns, inside its timed region, at
+        offsets drawn then (os.urandom). On the cpu target a candidate can hand its work to a thread
+        that already exists and let it finish the output between the calls, unseen by the thread count
+        and the call's time: these reads then either wait for it inside the timed call (a fault handler
+        holding reads) or return values the fetched output contradicts (the judge compares them)."""
+        torch = self.torch
+        probes: list[Any] = []
+        for t in verify.tensor_leaves(out):
+            if type(t) is not torch.Tensor or t.layout != torch.strided or t.numel() == 0:
+                probes.append(None)
+                continue
+            flat = torch.randint(t.numel(), (PROBES,), generator=self._probe_rng)
+            t = t.detach()
+            probes.append((flat, t.reshape(-1)[flat] if t.is_contiguous() else t[torch.unravel_index(flat, t.shape)]))
+        return probes  # ~7 us for a contiguous output on the 2-core box: inside every cpu timing, eager's too
 
     def _tiny(self, *_: Any) -> Any:
         return self.torch.zeros(1, device=self.device)
 
     def fetch(self, req: dict[str, Any]) -> dict[str, Any]:
-        return {"output": self._write(self.last_out)}
+        reply: dict[str, Any] = {"output": self._write(self.last_out)}
+        if self.last_probe is not None:
+            reply["probe"] = [None if p is None else {"flat": p[0].tolist(), "values": p[1].tolist()}
+                              for p in self.last_probe]
+        return reply
 
     def finish(self, req: dict[str, Any]) -> dict[str, Any]:
         self.last_out = None
