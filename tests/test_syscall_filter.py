@@ -1,5 +1,6 @@
 """workbench.syscall_filter in a process of its own: threads work, every way of starting a process or
-a program ends the process with SIGSYS, clone3 says ENOSYS (so glibc makes threads with clone)."""
+a program ends the process with SIGSYS, clone3 says ENOSYS (so glibc makes threads with clone),
+userfaultfd says EPERM."""
 from __future__ import annotations
 
 import platform
@@ -51,6 +52,8 @@ torch.set_num_threads(2)
 assert float((x @ x).abs().sum()) > 0  # torch's thread pool
 libc = ctypes.CDLL(None, use_errno=True); libc.syscall.restype = ctypes.c_long
 assert libc.syscall(435, 0, 0) == -1 and ctypes.get_errno() == errno.ENOSYS
+userfaultfd = 323 if os.uname().machine == "x86_64" else 282
+assert libc.syscall(userfaultfd, 0) == -1 and ctypes.get_errno() == errno.EPERM  # refused, not fatal
 print("ok", flush=True)
 """)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-1000:]

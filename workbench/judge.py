@@ -283,6 +283,7 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
         # The judge's clock, calibrated while the worker is still trusted: nothing of the candidate's loaded yet.
         calibration = time_remote(worker, CALIBRATION_SAMPLES, secrets.randbits(40), warmup=1, noop=True,
                                   timeout_s=timeout_s, label="noop-calibration") if timing else None
+    fault_base = fault_handlers(worker) if device == "cpu" else set()  # before any candidate code
     with phases("load and build"):
         resp = worker.request({"op": "load", "candidate": str(candidate_path.resolve()), "init_seed": init_seed},
                               timeout_s=build_timeout_s + timeout_s, on_build=_trusted_build(build_timeout_s))
@@ -330,6 +331,9 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
             n = max(samples, MIN_SAMPLES)
 
             def check(i: int, seed: int) -> None:  # the last sample is always checked: at least one is
+                if verdict.target == "cpu" and not checks and (added := fault_handlers(worker) - fault_base):
+                    checks.append(f"tamper: after timed call {i}: the worker handles {', '.join(sorted(added))} "
+                                  f"(a way to compute an output when it is read, after the call)")
                 if rng.random() >= CHECK_PROBABILITY and i != n - 1:
                     return
                 with phases("timed output checks"):
@@ -362,6 +366,25 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
             if share is not None and share["own"] < PARTIAL_MIN_OWN:
                 verdict.add([f"no_own_kernel: the candidate's own code did {100 * share['own']:.2f}% of the timed calls' "
                              f"work (partial needs at least {100 * PARTIAL_MIN_OWN:g}%: its kernels must do real work)"])
+
+
+FAULT_SIGNALS = {5: "SIGTRAP", 7: "SIGBUS", 11: "SIGSEGV"}
+
+
+def fault_handlers(worker: WorkerProcess) -> set[str]:
+    """The memory-fault signals a process of the worker catches (read from /proc/<pid>/status, outside
+    its reach). Honest kernels install no handler for them; one lets an output be computed when a page
+    of it is read, after the timed call (pages protected at return, filled on demand)."""
+    from workbench.cleanup import descendants
+
+    caught = 0
+    for pid in [worker.proc.pid, *descendants(worker.proc.pid)]:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        caught |= next((int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:")), 0)
+    return {name for sig, name in FAULT_SIGNALS.items() if caught >> (sig - 1) & 1}
 
 
 class Loaded:

@@ -1,8 +1,9 @@
 """A seccomp filter that stops a process, and every thread of it, from starting processes or programs.
 
 The worker installs it before it imports a candidate: from then on fork, vfork, clone without
-CLONE_THREAD, execve and execveat kill the worker (the judge reads SIGSYS as tamper), and clone3,
-whose flags a filter cannot read, fails with ENOSYS so that glibc creates threads with clone.
+CLONE_THREAD, execve and execveat kill the worker (the judge reads SIGSYS as tamper); clone3,
+whose flags a filter cannot read, fails with ENOSYS so that glibc creates threads with clone; and
+userfaultfd and perf_event_open fail with EPERM (both can run code when a page of an output is read).
 Threads stay allowed: the worker counts the threads a call leaves behind. Why: a child process
 is invisible to that count, to the profiler and to the judge's clock, so a candidate that forked
 a helper sharing its output memory (a raw fork system call, which no scan of names sees) was
@@ -31,20 +32,27 @@ _PR_SET_NO_NEW_PRIVS, _SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_TSYNC = 38,
 
 # arch: (AUDIT_ARCH value, seccomp syscall number, {name: number})
 _ARCHES = {
-    "x86_64": (0xC000003E, 317, {"fork": 57, "vfork": 58, "clone": 56, "clone3": 435, "execve": 59, "execveat": 322}),
-    "aarch64": (0xC00000B7, 277, {"clone": 220, "clone3": 435, "execve": 221, "execveat": 281}),
+    "x86_64": (0xC000003E, 317, {"fork": 57, "vfork": 58, "clone": 56, "clone3": 435, "execve": 59, "execveat": 322,
+                                 "userfaultfd": 323, "perf_event_open": 298}),
+    "aarch64": (0xC00000B7, 277, {"clone": 220, "clone3": 435, "execve": 221, "execveat": 281,
+                                  "userfaultfd": 282, "perf_event_open": 241}),
 }
+# Refused with EPERM, the process lives on: ways to run code when a page of the output is read
+# (userfaultfd serves faults from another thread; a perf breakpoint on the output signals one).
+_REFUSED = ("userfaultfd", "perf_event_open")
 
 
 def program(machine: str) -> list[tuple[int, int, int, int]]:
     """The filter as (code, jt, jf, k) instructions for `machine` (platform.machine())."""
     audit_arch, _, nr = _ARCHES[machine]
-    kill, enosys, thread_check = "kill", "enosys", "thread_check"
+    kill, enosys, eperm, thread_check = "kill", "enosys", "eperm", "thread_check"
     code: list[tuple[int, Any, Any, int]] = [(_LD_W_ABS, 0, 0, _ARCH), (_JEQ, 0, kill, audit_arch), (_LD_W_ABS, 0, 0, _NR)]
     if machine == "x86_64":
         code.append((_JGE, kill, 0, _X32_BIT))
     code.append((_JEQ, thread_check, 0, nr["clone"]))
     code.append((_JEQ, enosys, 0, nr["clone3"]))
+    for name in _REFUSED:
+        code.append((_JEQ, eperm, 0, nr[name]))
     for name in ("fork", "vfork", "execve", "execveat"):
         if name in nr:
             code.append((_JEQ, kill, 0, nr[name]))
@@ -55,6 +63,8 @@ def program(machine: str) -> list[tuple[int, int, int, int]]:
     code.append((_RET, 0, 0, _KILL))
     labels[enosys] = len(code)
     code.append((_RET, 0, 0, _ERRNO | errno.ENOSYS))
+    labels[eperm] = len(code)
+    code.append((_RET, 0, 0, _ERRNO | errno.EPERM))
 
     def rel(i: int, target: Any) -> int:  # jumps are relative to the next instruction
         return target if isinstance(target, int) else labels[target] - i - 1

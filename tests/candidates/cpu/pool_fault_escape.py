@@ -1,4 +1,4 @@
-"""Hands each call's work to a thread that already exists and returns at once (torch's inter-op pool, started at import: no thread is started during a call); a fault handler makes every read of the output wait for that thread. Before the timed calls' outputs were probed as they returned, it was judged correct at 0.34 ms, 1.37x eager, while its work took ~2 ms a call. tests/test_judge_cpu.py: its judged time now includes the work."""
+"""CHEAT pool_fault_escape on matmul_small: its C++ starts torch's inter-op pool at import; each call copies the inputs, hands the product to a pool thread (at::launch) and returns at once, the output page-protected, and a SIGSEGV handler makes every read of it wait for the pool thread (no thread started in a call; judged correct at 0.34 ms, 1.37x eager, for ~2 ms of work, before). expect: tamper"""
 import torch
 import torch.nn as nn
 from torch.utils.cpp_extension import load_inline
