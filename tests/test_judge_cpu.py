@@ -132,9 +132,9 @@ def test_a_timed_output_finished_after_its_call_is_stale():
 
     out = torch.arange(12, dtype=torch.float32).reshape(3, 4)
     out[1, 1] = float("nan")
-    good = [{"flat": [0, 5, 11], "values": [0.0, float("nan"), 11.0]}]
-    assert probes_disagree(good, [out]) is None
-    assert "changed afterwards" in probes_disagree([{"flat": [0, 11], "values": [0.0, 0.0]}], [out])
-    assert "no probe" in probes_disagree(None, [out])
-    assert "malformed" in probes_disagree([{"flat": [99], "values": [1.0]}], [out])
-    assert probes_disagree([None], [out]) is None  # a leaf the worker could not probe (empty, not strided)
+    leaf = lambda probe: [({"kind": "tensor", "probe": probe}, out)]  # noqa: E731
+    assert probes_disagree(leaf({"flat": [0, 5, 11], "values": [0.0, float("nan"), 11.0]})) is None
+    assert "changed afterwards" in probes_disagree(leaf({"flat": [0, 11], "values": [0.0, 0.0]}))
+    assert "no probe" in probes_disagree([({"kind": "tensor"}, out)])
+    assert "malformed" in probes_disagree(leaf({"flat": [99], "values": [1.0]}))
+    assert probes_disagree(leaf(None)) is None  # a leaf the worker could not probe (empty, not strided)

@@ -345,7 +345,7 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
                     codes, _ = ref.judge(out["output"], ref.outputs(redraw(ref.template, seed, "normal")), loaded)
                     if codes:
                         checks.append(f"stale_output: timed call {i} returned a wrong answer ({codes[0]})")
-                    elif verdict.target == "cpu" and (why := probes_disagree(out.get("probe"), loaded.tensors)):
+                    elif verdict.target == "cpu" and (why := probes_disagree(loaded.leaves)):
                         checks.append(f"stale_output: timed call {i}: {why}")
 
             result = time_remote(worker, n, secrets.randbits(40), warmup=3, timeout_s=timeout_s,
@@ -388,28 +388,30 @@ def fault_handlers(worker: WorkerProcess) -> set[str]:
 
 
 class Loaded:
-    """The worker's Reader, keeping every output tensor it brings over (for probes_disagree)."""
+    """The worker's Reader, keeping every output leaf it brings over with its description (for
+    probes_disagree)."""
 
     def __init__(self, reader: Reader):
-        self.reader, self.tensors = reader, []
+        self.reader = reader
+        self.leaves: list[tuple[dict[str, Any], torch.Tensor]] = []
 
     def load(self, meta: dict[str, Any], device: Any) -> torch.Tensor:
         t = self.reader.load(meta, device)
-        self.tensors.append(t)
+        self.leaves.append((meta, t))
         return t
 
 
-def probes_disagree(probe: Any, tensors: list[torch.Tensor]) -> str | None:
-    """Why the elements the worker read as a timed call returned (its probe, cpu target) are not the
-    fetched output's: the output was finished after the call, outside its timed region."""
-    if not isinstance(probe, list) or len(probe) != len(tensors):
-        return "no probe of its output as the call returned (the harness always sends one)"
-    for t, p in zip(tensors, probe):
-        if p is None:
+def probes_disagree(leaves: list[tuple[dict[str, Any], torch.Tensor]]) -> str | None:
+    """Why the elements the worker read as a timed call returned (each leaf's probe, cpu target) are
+    not the fetched output's: the output was finished after the call, outside its timed region."""
+    for meta, t in leaves:
+        if "probe" not in meta:
+            return "no probe of its output as the call returned (the harness always sends one)"
+        p = meta["probe"]
+        if p is None:  # a leaf the worker could not probe (empty, or not strided)
             continue
         try:
-            flat = torch.tensor(p["flat"], dtype=torch.long)
-            got = t.reshape(-1)[flat].tolist()
+            got = t.reshape(-1)[torch.tensor(p["flat"], dtype=torch.long)].tolist()
             sent = list(p["values"])
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
             return f"a malformed probe of its output ({type(e).__name__})"

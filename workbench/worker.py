@@ -202,17 +202,24 @@ class Worker:
         if added > 0:
             self.threads[label] = added
 
-    def _write(self, out: Any) -> dict[str, Any]:
-        """The output tree, every plain tensor's bytes in its slot file of the scratch (workbench.exchange)."""
+    def _write(self, out: Any, probes: list[Any] | None = None) -> dict[str, Any]:
+        """The output tree, every plain tensor's bytes in its slot file of the scratch (workbench.exchange),
+        and with `probes` (a timed call's, from _probe: one per tensor leaf, in the same order) each
+        leaf's probe beside it."""
         torch = self.torch
         position = itertools.count()
+        leaf_probes = iter(probes or [])
 
         def leaf(t: Any) -> dict[str, Any]:
+            extra: dict[str, Any] = {}
+            if probes is not None:
+                p = next(leaf_probes, None)
+                extra["probe"] = None if p is None else {"flat": p[0].tolist(), "values": p[1].tolist()}
             if type(t) is not torch.Tensor or t.layout != torch.strided:
-                return {}
+                return extra
             flat = t.detach().contiguous().reshape(-1)
             flat = flat.view(torch.uint8) if flat.dtype != torch.bool else flat.to(torch.uint8)
-            return {"path": self.slots.put(next(position), flat)}
+            return {"path": self.slots.put(next(position), flat), **extra}
 
         return verify.describe_tree(out, leaf)
 
@@ -336,11 +343,7 @@ class Worker:
         return self.torch.zeros(1, device=self.device)
 
     def fetch(self, req: dict[str, Any]) -> dict[str, Any]:
-        reply: dict[str, Any] = {"output": self._write(self.last_out)}
-        if self.last_probe is not None:
-            reply["probe"] = [None if p is None else {"flat": p[0].tolist(), "values": p[1].tolist()}
-                              for p in self.last_probe]
-        return reply
+        return {"output": self._write(self.last_out, self.last_probe)}
 
     def finish(self, req: dict[str, Any]) -> dict[str, Any]:
         self.last_out = None
