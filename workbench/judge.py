@@ -283,7 +283,9 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
         # The judge's clock, calibrated while the worker is still trusted: nothing of the candidate's loaded yet.
         calibration = time_remote(worker, CALIBRATION_SAMPLES, secrets.randbits(40), warmup=1, noop=True,
                                   timeout_s=timeout_s, label="noop-calibration") if timing else None
-    fault_base = fault_handlers(worker) if device == "cpu" else set()  # before any candidate code
+    # The cpu target's checks of work finished after a timed call (None elsewhere): the signals the
+    # worker catches before any candidate code, and the probes of its outputs.
+    fault_base = fault_handlers(worker) if device == "cpu" else None
     with phases("load and build"):
         resp = worker.request({"op": "load", "candidate": str(candidate_path.resolve()), "init_seed": init_seed},
                               timeout_s=build_timeout_s + timeout_s, on_build=_trusted_build(build_timeout_s))
@@ -331,7 +333,7 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
             n = max(samples, MIN_SAMPLES)
 
             def check(i: int, seed: int) -> None:  # the last sample is always checked: at least one is
-                if verdict.target == "cpu" and not checks and (added := fault_handlers(worker) - fault_base):
+                if fault_base is not None and not checks and (added := fault_handlers(worker) - fault_base):
                     checks.append(f"tamper: after timed call {i}: the worker handles {', '.join(sorted(added))} "
                                   f"(a way to compute an output when it is read, after the call)")
                 if rng.random() >= CHECK_PROBABILITY and i != n - 1:
@@ -345,7 +347,7 @@ def _run(worker: WorkerProcess, problem: Problem, candidate_path: Path, verdict:
                     codes, _ = ref.judge(out["output"], ref.outputs(redraw(ref.template, seed, "normal")), loaded)
                     if codes:
                         checks.append(f"stale_output: timed call {i} returned a wrong answer ({codes[0]})")
-                    elif verdict.target == "cpu" and (why := probes_disagree(loaded.leaves)):
+                    elif fault_base is not None and (why := probes_disagree(loaded.leaves)):
                         checks.append(f"stale_output: timed call {i}: {why}")
 
             result = time_remote(worker, n, secrets.randbits(40), warmup=3, timeout_s=timeout_s,
