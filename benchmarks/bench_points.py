@@ -14,7 +14,6 @@ it finds with the judge, in the same run, and reports both.
 """
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import traceback
 from pathlib import Path
@@ -28,7 +27,7 @@ def bench(problem: Any, paths: list[Path], target: str, samples: int = 20, warmu
     """Each path's row: status (correct | incorrect | build_error | error), median event ms, reasons."""
     from workbench import build, verify
     from workbench.judge import Reference
-    from workbench.problem import construct
+    from workbench.problem import ProblemError, construct, load_module
     from workbench.timing import Timer
     from workbench.worker_process import device_for
 
@@ -43,11 +42,8 @@ def bench(problem: Any, paths: list[Path], target: str, samples: int = 20, warmu
         row: dict[str, Any] = {"status": "error", "ms": None, "reasons": []}
         fn = None
         try:
-            spec = importlib.util.spec_from_file_location(f"bench_point_{n}", path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
             with build.patched_load_inline():
-                spec.loader.exec_module(module)
+                module = load_module(path, f"bench_point_{n}")
             fn = construct(module.ModelNew, problem.init_inputs(), seed, device)
             with torch.no_grad():
                 got = verify.tensor_leaves(fn(*inputs))
@@ -62,8 +58,12 @@ def bench(problem: Any, paths: list[Path], target: str, samples: int = 20, warmu
                     times = [timer.sample(fn, inputs) for _ in range(samples)]
                     ms = [t[0] if t[0] is not None else t[1] for t in times]  # events on a GPU, wall on the CPU
                     row.update(status="correct", ms=statistics.median(ms), reasons=[])
-        except build.BuildError as e:
-            row.update(status="build_error", reasons=[str(e).splitlines()[0]], build_log=e.result.log[-4000:])
+        except ProblemError as e:  # load_module's wrapping of the import's own error
+            cause = e.__cause__
+            if isinstance(cause, build.BuildError):
+                row.update(status="build_error", reasons=[str(cause).splitlines()[0]], build_log=cause.result.log[-4000:])
+            else:
+                row["reasons"] = [str(e)[-400:]]
         except Exception as e:  # noqa: BLE001 - one point's failure is its row, not the sweep's end
             row["reasons"] = ["".join(traceback.format_exception_only(e)).strip()[-400:]]
         del fn
